@@ -1,0 +1,50 @@
+"""Settings, read once from the environment (prefix ``OMNIRELAY_``).
+
+Every setting is documented in docs/configuration.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path('var') / 'omnirelay.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNIRELAY_", extra="ignore")
+
+    database_url: str = Field(default_factory=_default_database_url)
+    database_echo: bool = False
+    database_pool_size: int = 10
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Workers (the job queue).
+    worker_concurrency: int = 4
+    worker_poll_interval: float = 5.0
+    job_lease_seconds: float = 300.0
+    job_max_attempts: int = 10
+    job_backoff_base_seconds: float = 2.0
+    job_backoff_max_seconds: float = 3600.0
+
+    # Rate limiting per subscription (seed 000): requests per window.
+    rate_limit_requests: int = 1000
+    rate_limit_window_seconds: int = 60
+
+    log_level: str = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Tenancy tables (filled in by the tenancy work)."""
