@@ -11,17 +11,26 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from omnirelay.app import create_app
+from omnirelay.config import Settings
 from omnirelay.db import Database
 from omnirelay.migrate import upgrade
+from omnirelay.tenancy import service as tenancy
 from omnirelay.testing.postgres import PostgresServer
 
-ENGINES = [e.strip() for e in os.environ.get("OMNIRELAY_TEST_ENGINES", "sqlite,postgresql").split(",") if e.strip()]
+ENGINES = [
+    e.strip()
+    for e in os.environ.get("OMNIRELAY_TEST_ENGINES", "sqlite,postgresql").split(",")
+    if e.strip()
+]
 _counter = itertools.count()
 
 
@@ -74,3 +83,54 @@ def db(database_url: str) -> Iterator[Database]:
         yield database
     finally:
         database.dispose()
+
+
+# --- the HTTP app and organizations ------------------------------------------------
+
+
+@dataclass
+class Org:
+    id: str
+    subscription_keys: dict[str, str]
+    access_token: str
+    admin_id: str
+
+    def headers(self, *, token: str | None = None, key: str | None = None) -> dict[str, str]:
+        return {
+            "Ocp-Apim-Subscription-Key": key or self.subscription_keys["primary"],
+            "Authorization": token or self.access_token,
+        }
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, rate_limit_requests=10_000)
+
+
+@pytest.fixture
+def client(db: Database, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, db=db)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_org(db: Database) -> Callable[..., Org]:
+    def make(name: str = "Acme", email: str = "admin@acme.test") -> Org:
+        with db.transaction() as session:
+            created = tenancy.create_organization(
+                session, name, admin_email=email, admin_name="Admin", created_via="cli"
+            )
+        assert created.admin is not None and created.access_token is not None
+        return Org(
+            created.organization.id,
+            dict(created.subscription_keys),
+            created.access_token,
+            created.admin.id,
+        )
+
+    return make
+
+
+@pytest.fixture
+def org(make_org: Callable[..., Org]) -> Org:
+    return make_org()

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     rate_limit_requests: int = 1000
     rate_limit_window_seconds: int = 60
 
+    # Webhook delivery.
+    webhook_allowed_networks: str = ""  # e.g. "127.0.0.0/8,::1/128" for local testing
+    webhook_timeout_seconds: float = 15.0
+    webhook_concurrency: int = 256
+    webhook_per_url_concurrency: int = 64
+
     log_level: str = "INFO"
 
     @property

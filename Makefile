@@ -1,0 +1,37 @@
+# The two commands: `make run` and `make test`. Both set up what they need on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench-smoke clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## run: embedded SQLite, sandbox channels, a demo organization, API on 127.0.0.1:8000
+# Loopback is allowed for webhooks so a receiver on this machine works in the demo.
+run: export OMNIRELAY_WEBHOOK_ALLOWED_NETWORKS ?= 127.0.0.0/8,::1/128
+run: $(STAMP)
+	$(BIN)/omnirelay migrate
+	$(BIN)/omnirelay demo
+	$(BIN)/omnirelay serve
+
+## test: the whole suite, on SQLite and on a throwaway PostgreSQL the harness starts
+test: $(STAMP)
+	scripts/ensure-postgres.sh
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench-smoke: $(STAMP)
+	scripts/ensure-postgres.sh
+	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b --smoke || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

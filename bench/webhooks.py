@@ -1,0 +1,167 @@
+"""Webhook delivery benchmark: events -> the deliverer -> a local receiver on loopback.
+
+Phases: (1) throughput: N events queued, then drained; (2) latency: events emitted at a
+steady rate, end-to-end latency from commit to arrival; (3) schedule: a receiver that
+fails the first k attempts of each event, on a compressed clock (the seed 004 schedule
+divided by 100), shows the observed waits against the schedule.
+
+    python bench/webhooks.py [--db sqlite|postgresql] [--events N] [--rate R] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from sqlalchemy import func, select
+
+from omnirelay.db import Database
+from omnirelay.tenancy import service as tenancy
+from omnirelay.testing.bench import database, peak_rss_mb, percentile
+from omnirelay.testing.fastreceiver import FastReceiver
+from omnirelay.webhooks import service
+from omnirelay.webhooks.deliverer import Deliverer
+from omnirelay.webhooks.models import DEFAULT_RETRY_SCHEDULE, WebhookEvent
+from omnirelay.webhooks.ssrf import parse_networks
+
+LOOPBACK = parse_networks("127.0.0.0/8")
+COMPRESSION = 100
+
+
+def _org(db: Database, schedule: list[float]) -> str:
+    with db.transaction() as session:
+        org_id = tenancy.create_organization(session, "Bench", created_via="cli").organization.id
+        service.set_retry_schedule(session, org_id, schedule)
+    return org_id
+
+
+def _emit(db: Database, org_id: str, url: str, n: int, batch: int = 500) -> None:
+    for start in range(0, n, batch):
+        with db.transaction() as session:
+            for i in range(start, min(n, start + batch)):
+                service.emit(session, org_id, url, "bench", {"i": i, "t": time.time()})
+
+
+def _delivered(db: Database, org_id: str) -> int:
+    with db.transaction() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(WebhookEvent)
+                .where(WebhookEvent.organization_id == org_id, WebhookEvent.status == "delivered")
+            )
+            or 0
+        )
+
+
+def _wait_delivered(db: Database, org_id: str, n: int, limit: float) -> float:
+    t0 = time.perf_counter()
+    while _delivered(db, org_id) < n:
+        if time.perf_counter() - t0 > limit:
+            raise SystemExit(f"not all {n} events delivered within {limit:.0f} s")
+        time.sleep(0.05)
+    return time.perf_counter() - t0
+
+
+def throughput(db: Database, n: int) -> None:
+    org_id = _org(db, list(DEFAULT_RETRY_SCHEDULE))
+    receiver = FastReceiver().start()
+    t0 = time.perf_counter()
+    _emit(db, org_id, receiver.url(), n)
+    emit_s = time.perf_counter() - t0
+    deliverer = Deliverer(db, allowed_networks=LOOPBACK)
+    deliverer.start()
+    try:
+        drain_s = _wait_delivered(db, org_id, n, limit=max(60.0, n / 100))
+    finally:
+        deliverer.stop()
+    seen = receiver.finish()
+    print(
+        f"throughput: {n} events queued at {n / emit_s:,.0f}/s; "
+        f"drained at {n / drain_s:,.0f} deliveries/s ({drain_s:.2f} s); "
+        f"receiver saw {seen['ok']}"
+    )
+
+
+def latency(db: Database, rate: int, seconds: float) -> None:
+    org_id = _org(db, list(DEFAULT_RETRY_SCHEDULE))
+    receiver = FastReceiver().start()
+    deliverer = Deliverer(db, allowed_networks=LOOPBACK)
+    deliverer.start()
+    tick = 0.02
+    per_tick = max(1, int(rate * tick))
+    total = 0
+    try:
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            _emit(db, org_id, receiver.url(), per_tick, batch=per_tick)
+            total += per_tick
+            sleep = start + (total / rate) - time.perf_counter()
+            if sleep > 0:
+                time.sleep(sleep)
+        _wait_delivered(db, org_id, total, limit=60)
+    finally:
+        deliverer.stop()
+    lat = [x * 1000 for x in receiver.finish()["latencies"]]
+    print(
+        f"latency at {rate}/s for {seconds:g} s ({total} events): "
+        f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
+        f"max {max(lat):.1f} ms"
+    )
+
+
+def schedule(db: Database, events: int, fail_first: int) -> None:
+    compressed = [s / COMPRESSION for s in DEFAULT_RETRY_SCHEDULE]
+    org_id = _org(db, compressed)
+    receiver = FastReceiver(fail_first=fail_first).start()
+    deliverer = Deliverer(db, allowed_networks=LOOPBACK, poll_interval=0.5)
+    deliverer.start()
+    try:
+        _emit(db, org_id, receiver.url(), events)
+        _wait_delivered(db, org_id, events, limit=120)
+    finally:
+        deliverer.stop()
+    arrivals = receiver.finish()["arrivals"]
+    print(
+        f"schedule (seed 004 / {COMPRESSION}), receiver fails the first {fail_first} "
+        f"attempts of each of {events} events:"
+    )
+    ok = True
+    for step in range(fail_first):
+        gaps = [times[step + 1] - times[step] for times in arrivals.values()]
+        want = compressed[step]
+        ok &= min(gaps) >= want * 0.95
+        print(
+            f"  wait after attempt {step + 1}: scheduled {want:.2f} s, "
+            f"observed min {min(gaps):.3f} s, max {max(gaps):.3f} s"
+        )
+    counts = {len(v) for v in arrivals.values()}
+    print(
+        f"  attempts per event: {sorted(counts)} (expected [{fail_first + 1}]); "
+        f"schedule kept: {'yes' if ok and counts == {fail_first + 1} else 'NO'}"
+    )
+    if not ok or counts != {fail_first + 1}:
+        raise SystemExit(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--fail-first", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="small run for CI")
+    args = ap.parse_args()
+    if args.smoke:
+        args.events, args.rate, args.seconds, args.fail_first = 300, 200, 1.0, 2
+    print(f"== webhooks benchmark on {args.db}")
+    with database(args.db) as db:
+        throughput(db, args.events)
+        latency(db, args.rate, args.seconds)
+        schedule(db, 10 if args.smoke else 50, args.fail_first)
+    print(f"peak RSS {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The HTTP application: every surface mounted on one root app, workers in its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from omnirelay import __version__
+from omnirelay.config import Settings, get_settings
+from omnirelay.context import AppContext
+from omnirelay.db import Database
+from omnirelay.runtime import Runtime
+from omnirelay.surfaces.admin.app import create_admin_app
+from omnirelay.surfaces.platform.app import create_platform_app
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, run_workers: bool = False
+) -> FastAPI:
+    settings = settings or get_settings()
+    ctx = AppContext(
+        settings=settings,
+        db=db or Database(settings.database_url, pool_size=settings.database_pool_size),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(ctx.db, settings) if run_workers else None
+        if runtime is not None:
+            runtime.start()
+        try:
+            yield
+        finally:
+            if runtime is not None:
+                runtime.stop()
+
+    app = FastAPI(
+        title="omnirelay", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    app.state.ctx = ctx
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.mount("/api", create_admin_app(ctx))
+    app.mount("/user", create_platform_app(ctx))
+    return app

@@ -1,0 +1,183 @@
+"""The ``omnirelay`` command: serve, worker, migrate, and operator commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from omnirelay.config import Settings, get_settings
+from omnirelay.db import Database
+from omnirelay.migrate import upgrade
+from omnirelay.tenancy import repository as tenancy_repo
+from omnirelay.tenancy import service as tenancy
+
+DEMO_CREDENTIALS = Path("var") / "demo-credentials.json"
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+@click.group()
+def main() -> None:
+    """omnirelay: one server for SMS, WhatsApp, Viber, VK, Telegram, email and web chat."""
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the database schema to the newest version."""
+    settings = get_settings()
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default OMNIRELAY_HOST).")
+@click.option("--port", default=None, type=int, help="Port (default OMNIRELAY_PORT).")
+@click.option("--no-workers", is_flag=True, help="Serve HTTP only; run `omnirelay worker` apart.")
+def serve(host: str | None, port: int | None, no_workers: bool) -> None:
+    """Run the HTTP API (and, unless --no-workers, the workers) in this process."""
+    import uvicorn
+
+    from omnirelay.app import create_app
+
+    settings = get_settings()
+    _setup_logging(settings)
+    app = create_app(settings, run_workers=not no_workers)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@main.command()
+def worker() -> None:
+    """Run workers only (jobs and webhook deliveries) until SIGTERM/SIGINT."""
+    from omnirelay.runtime import Runtime
+
+    settings = get_settings()
+    _setup_logging(settings)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
+    runtime = Runtime(db, settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runtime.start()
+    click.echo(f"worker running (concurrency {settings.worker_concurrency})", err=True)
+    stop.wait()
+    runtime.stop()
+    db.dispose()
+
+
+@main.group()
+def admin() -> None:
+    """Operator commands."""
+
+
+def _org_credentials(created: tenancy.NewOrganization) -> dict[str, Any]:
+    return {
+        "organization_id": created.organization.id,
+        "organization_name": created.organization.name,
+        "subscription_keys": dict(created.subscription_keys),
+        "admin_email": created.admin.email if created.admin else None,
+        "access_token": created.access_token,
+        "api_token": created.api_token,
+    }
+
+
+def _print_credentials(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"organization      {data['organization_name']} ({data['organization_id']})")
+    click.echo(f"admin user        {data['admin_email']}")
+    click.echo(f"subscription key  {data['subscription_keys']['primary']}  (primary)")
+    click.echo(f"subscription key  {data['subscription_keys']['secondary']}  (secondary)")
+    click.echo(f"access token      {data['access_token']}  (/api)")
+    click.echo(f"api token         {data.get('api_token')}  (/v3, /user: 'Token <api token>')")
+
+
+def _create_org(name: str, admin_email: str) -> dict[str, Any]:
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            created = tenancy.create_organization(
+                session, name, admin_email=admin_email, admin_name="Admin", created_via="cli"
+            )
+        return _org_credentials(created)
+    finally:
+        db.dispose()
+
+
+@admin.command("create-org")
+@click.option("--name", required=True, help="Organization name.")
+@click.option("--admin-email", default="admin@example.com", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_org(name: str, admin_email: str, as_json: bool) -> None:
+    """Create an organization with an admin user; print every credential (shown once)."""
+    _print_credentials(_create_org(name, admin_email), as_json)
+
+
+@admin.command("create-workspace")
+@click.option("--name", required=True)
+@click.option("--org", "orgs", multiple=True, required=True, help="Organization id (repeat).")
+@click.option("--json", "as_json", is_flag=True)
+def create_workspace(name: str, orgs: tuple[str, ...], as_json: bool) -> None:
+    """Create a workspace over organizations and print its access token (shown once)."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            created = tenancy.create_workspace(session, name, list(orgs))
+    finally:
+        db.dispose()
+    data = {"workspace_id": created.workspace.id, "workspace_token": created.token}
+    click.echo(json.dumps(data) if as_json else f"workspace token   {created.token}")
+
+
+def _organization_exists(organization_id: str) -> bool:
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            return tenancy_repo.get_organization(session, organization_id) is not None
+    finally:
+        db.dispose()
+
+
+@main.command()
+def demo() -> None:
+    """Create the demo organization on first use and print its credentials.
+
+    The credentials are kept in var/demo-credentials.json (a local, development-only
+    file) because the database stores secrets hashed and could not show them again.
+    """
+    data = json.loads(DEMO_CREDENTIALS.read_text()) if DEMO_CREDENTIALS.exists() else None
+    if data is None or not _organization_exists(data["organization_id"]):
+        # First run, or the database was reset: make a fresh demo organization.
+        data = _create_org("Demo", "demo@example.com")
+        DEMO_CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
+        DEMO_CREDENTIALS.write_text(json.dumps(data, indent=2))
+        DEMO_CREDENTIALS.chmod(0o600)
+    settings = get_settings()
+    click.echo("\n=== omnirelay demo organization ===")
+    _print_credentials(data, as_json=False)
+    base = f"http://{settings.host}:{settings.port}"
+    click.echo(
+        f"\ntry:  curl {base}/api/me \\\n"
+        f"        -H 'Ocp-Apim-Subscription-Key: {data['subscription_keys']['primary']}' \\\n"
+        f"        -H 'Authorization: {data['access_token']}'\n"
+        f"docs: {base}/api/docs\n"
+    )

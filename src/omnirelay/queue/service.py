@@ -1,0 +1,92 @@
+"""Enqueueing (inside the caller's transaction) and the dead-letter operations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from omnirelay import wakeup
+from omnirelay.config import get_settings
+from omnirelay.db import utcnow
+from omnirelay.queue import repository as repo
+from omnirelay.queue.models import Job
+
+NOTIFY_CHANNEL = "omnirelay_jobs"
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    run_at: datetime | None = None,
+    priority: int = 0,
+    lock: str | None = None,
+    dedupe_key: str | None = None,
+    organization_id: str | None = None,
+    max_attempts: int | None = None,
+) -> Job:
+    """Add a job in the caller's transaction: it exists if and only if that commits."""
+    if dedupe_key is not None:
+        existing = repo.active_by_dedupe_key(session, dedupe_key)
+        if existing is not None:
+            return existing
+    job = Job(
+        kind=kind,
+        payload=payload,
+        run_at=run_at or utcnow(),
+        priority=priority,
+        lock=lock,
+        dedupe_key=dedupe_key,
+        organization_id=organization_id,
+        max_attempts=max_attempts or get_settings().job_max_attempts,
+        status="todo",
+        attempts=0,
+    )
+    if dedupe_key is None:
+        repo.insert(session, job)
+    else:
+        # A concurrent transaction may insert the same key first: keep ours intact.
+        try:
+            with session.begin_nested():
+                repo.insert(session, job)
+        except IntegrityError:
+            existing = repo.active_by_dedupe_key(session, dedupe_key)
+            if existing is None:
+                raise
+            return existing
+    wakeup.notify(session, NOTIFY_CHANNEL)
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    status: str | None = None,
+    organization_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Job]:
+    return repo.list_jobs(
+        session, status=status, organization_id=organization_id, limit=limit, offset=offset
+    )
+
+
+def get_job(session: Session, job_id: int, organization_id: str | None = None) -> Job | None:
+    return repo.get_job(session, job_id, organization_id)
+
+
+def retry_job(session: Session, job_id: int, organization_id: str | None = None) -> Job | None:
+    """Send a dead letter back to the queue with fresh attempts."""
+    job = repo.get_job(session, job_id, organization_id)
+    if job is None or job.status != "dead":
+        return None
+    job.status = "todo"
+    job.run_at = utcnow()
+    job.attempts = 0
+    job.finished_at = None
+    session.flush()
+    wakeup.notify(session, NOTIFY_CHANNEL)
+    return job

@@ -1,0 +1,221 @@
+"""The worker: claims due jobs, runs their handlers on a thread pool, records retries.
+
+A handler runs in one transaction that also deletes its job, guarded by the lease, so
+its writes and the job's completion commit together, or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from omnirelay.db import Database, utcnow
+from omnirelay.queue import repository as repo
+from omnirelay.queue.models import Job
+from omnirelay.queue.registry import JobContext, PermanentFailure, Retry, TaskRegistry
+from omnirelay.queue.service import NOTIFY_CHANNEL
+from omnirelay.wakeup import Listener
+
+log = logging.getLogger(__name__)
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        registry: TaskRegistry,
+        *,
+        concurrency: int = 4,
+        lease_seconds: float = 300.0,
+        poll_interval: float = 5.0,
+        backoff_base: float = 2.0,
+        backoff_max: float = 3600.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._running: set[int] = set()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._listener: Listener | None = None
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
+        self._listener = Listener(self.db, NOTIFY_CHANNEL, self._wake.set).start()
+        for target, name in ((self._loop, "job-claimer"), (self._heartbeat, "job-heartbeat")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming; jobs already running finish (or their lease lapses)."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if self._listener is not None:
+            self._listener.stop()
+
+    def run_forever(self) -> None:
+        self.start()
+        self._stop.wait()
+        self.stop()
+
+    def run_until_idle(self, max_jobs: int | None = None) -> int:
+        """Run due jobs in this thread until none is due; for tests and one-off drains."""
+        ran = 0
+        while max_jobs is None or ran < max_jobs:
+            jobs = self._claim(1)
+            if not jobs:
+                return ran
+            self._execute(jobs[0])
+            ran += 1
+        return ran
+
+    # --- claiming ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()  # before claiming, so a wake-up during the claim counts
+            free = self.concurrency - len(self._running)
+            sleep = self.poll_interval
+            if free > 0:
+                try:
+                    jobs = self._claim(free)
+                except Exception:
+                    log.exception("claiming jobs failed")
+                    jobs = []
+                for job in jobs:
+                    with self._lock:
+                        self._running.add(job.id)
+                    assert self._pool is not None
+                    self._pool.submit(self._run, job)
+                if len(jobs) == free:
+                    continue
+                sleep = self._until_next_due()
+            self._wake.wait(sleep)
+
+    def _claim(self, limit: int) -> list[Job]:
+        for _ in range(5):
+            try:
+                with self.db.transaction() as session:
+                    return repo.claim(
+                        session,
+                        self.id,
+                        limit=limit,
+                        lease_seconds=self.lease_seconds,
+                        now=utcnow(),
+                    )
+            except IntegrityError:
+                # Two workers raced for jobs sharing a lock; the unique index said no.
+                continue
+        return []
+
+    def _until_next_due(self) -> float:
+        try:
+            with self.db.transaction() as session:
+                next_at = repo.next_run_at(session)
+        except OperationalError:
+            return self.poll_interval
+        if next_at is None:
+            return self.poll_interval
+        wait = (next_at - utcnow()).total_seconds()
+        # Due but not claimable (locked behind another job): wait for a wake-up.
+        return min(self.poll_interval, wait) if wait > 0 else self.poll_interval
+
+    def _heartbeat(self) -> None:
+        """Extend the leases of running jobs, so only a dead worker's jobs are reclaimed."""
+        while not self._stop.wait(self.lease_seconds / 3):
+            with self._lock:
+                running = list(self._running)
+            if not running:
+                continue
+            try:
+                with self.db.transaction() as session:
+                    until = utcnow() + timedelta(seconds=self.lease_seconds)
+                    repo.renew(session, self.id, running, until)
+            except Exception:
+                log.exception("renewing job leases failed")
+
+    # --- running one job ---------------------------------------------------------------
+
+    def _run(self, job: Job) -> None:
+        try:
+            self._execute(job)
+        finally:
+            with self._lock:
+                self._running.discard(job.id)
+            self._wake.set()
+
+    def _execute(self, job: Job) -> None:
+        ctx = JobContext(
+            id=job.id,
+            kind=job.kind,
+            payload=job.payload,
+            attempts=job.attempts,
+            organization_id=job.organization_id,
+            run_at=job.run_at,
+        )
+        handler = self.registry.get(job.kind)
+        started = time.perf_counter()
+        try:
+            if handler is None:
+                # Perhaps a newer worker knows it: retry rather than drop.
+                raise RuntimeError(f"no handler for job kind {job.kind!r}")
+            with self.db.transaction() as session:
+                handler(session, ctx)
+                if not repo.complete(session, job.id, self.id):
+                    raise _LeaseLost
+        except _LeaseLost:
+            log.warning("job %s: lease lost; its writes were rolled back", job.id)
+            return
+        except Retry as exc:
+            delay = exc.delay if exc.delay is not None else self._backoff(job.attempts)
+            self._fail(job, exc.reason or "retry requested", self._at(delay))
+        except PermanentFailure as exc:
+            self._fail(job, f"permanent failure: {exc}", None)
+        except Exception as exc:
+            log.warning("job %s (%s) failed: %s", job.id, job.kind, exc, exc_info=True)
+            retry_at = self._at(self._backoff(job.attempts))
+            self._fail(job, f"{type(exc).__name__}: {exc}", retry_at)
+        else:
+            log.debug("job %s (%s) done in %.3f s", job.id, job.kind, time.perf_counter() - started)
+
+    def _fail(self, job: Job, error: str, retry_at: datetime | None) -> None:
+        if retry_at is not None and job.attempts >= job.max_attempts:
+            retry_at = None  # attempts spent: dead letter
+        with self.db.transaction() as session:
+            repo.fail(session, job.id, self.id, error=error, retry_at=retry_at, now=utcnow())
+
+    def _backoff(self, attempts: int) -> float:
+        delay: float = min(self.backoff_max, self.backoff_base * 2.0 ** max(0, attempts - 1))
+        return delay / 2 + random.uniform(0, delay / 2)  # jitter spreads retries out
+
+    @staticmethod
+    def _at(delay: float) -> datetime:
+        return utcnow() + timedelta(seconds=max(0.0, delay))

@@ -1,0 +1,46 @@
+"""The background machinery of a process: job workers and the webhook deliverer."""
+
+from __future__ import annotations
+
+import logging
+
+from omnirelay.config import Settings
+from omnirelay.db import Database
+from omnirelay.webhooks.deliverer import Deliverer
+from omnirelay.webhooks.ssrf import parse_networks
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        import omnirelay.tasks  # noqa: F401  (registers every domain's task handlers)
+        from omnirelay.queue.registry import tasks
+        from omnirelay.queue.worker import Worker
+
+        self.worker = Worker(
+            db,
+            tasks,
+            concurrency=settings.worker_concurrency,
+            lease_seconds=settings.job_lease_seconds,
+            poll_interval=settings.worker_poll_interval,
+            backoff_base=settings.job_backoff_base_seconds,
+            backoff_max=settings.job_backoff_max_seconds,
+        )
+        self.deliverer = Deliverer(
+            db,
+            allowed_networks=parse_networks(settings.webhook_allowed_networks),
+            concurrency=settings.webhook_concurrency,
+            per_url=settings.webhook_per_url_concurrency,
+            timeout=settings.webhook_timeout_seconds,
+            poll_interval=settings.worker_poll_interval,
+        )
+
+    def start(self) -> None:
+        self.worker.start()
+        self.deliverer.start()
+        log.info("workers and webhook deliverer started")
+
+    def stop(self) -> None:
+        self.deliverer.stop()
+        self.worker.stop()

@@ -1,0 +1,29 @@
+"""The platform surface (seed 004), mounted at /user."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from omnirelay import __version__
+from omnirelay.context import AppContext
+from omnirelay.surfaces.platform import errors
+from omnirelay.surfaces.platform.routes import router
+
+
+def create_platform_app(ctx: AppContext) -> FastAPI:
+    app = FastAPI(
+        title="omnirelay platform API",
+        version=__version__,
+        description=(
+            "Seed 004 platform methods. `Authorization: Token <key>`; every method is POST; "
+            'success is 200 `{"result": "success", ...}`, an API error is 500 '
+            '`{"result": "error", "code", "desc"}`.'
+        ),
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""Imports every domain's ``tasks`` module so that their handlers are registered."""

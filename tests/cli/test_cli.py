@@ -1,0 +1,66 @@
+"""The omnirelay command, run as a real subprocess against both engines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+
+def _run(args: list[str], database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMNIRELAY_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "omnirelay", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_create_org_json_credentials_work(
+    client: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    r = _run(["admin", "create-org", "--name", "Cli Co", "--json"], database_url, tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert set(data) >= {"organization_id", "subscription_keys", "access_token"}
+    assert set(data["subscription_keys"]) == {"primary", "secondary"}
+    for key in data["subscription_keys"].values():
+        me = client.get(
+            "/api/me",
+            headers={"Ocp-Apim-Subscription-Key": key, "Authorization": data["access_token"]},
+        )
+        assert me.status_code == 200, me.text
+        assert me.json()["organization"]["id"] == data["organization_id"]
+        assert me.json()["organization"]["name"] == "Cli Co"
+
+
+def test_create_org_text_output(database_url: str, tmp_path: Path) -> None:
+    r = _run(["admin", "create-org", "--name", "Text Co"], database_url, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "subscription key" in r.stdout and "access token" in r.stdout
+
+
+def test_create_org_requires_name(database_url: str, tmp_path: Path) -> None:
+    r = _run(["admin", "create-org"], database_url, tmp_path)
+    assert r.returncode != 0 and "--name" in r.stderr
+
+
+def test_migrate_fresh_sqlite_and_demo_is_stable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'var' / 'fresh.db'}"
+    r = _run(["migrate"], url, tmp_path)
+    assert r.returncode == 0, r.stderr
+    first = _run(["demo"], url, tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = _run(["demo"], url, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "access token" in first.stdout and first.stdout == second.stdout
+    saved = json.loads((tmp_path / "var" / "demo-credentials.json").read_text())
+    assert saved["access_token"] in first.stdout
