@@ -15,6 +15,8 @@ STATUSES = ("todo", "doing", "succeeded", "dead")
 
 class Job(Base):
     __tablename__ = "jobs"
+    # Never reuse an id on SQLite (finished jobs are deleted; ids appear in logs and APIs).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

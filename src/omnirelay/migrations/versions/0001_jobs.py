@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("updated_at", omnirelay.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("finished_at", omnirelay.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index(

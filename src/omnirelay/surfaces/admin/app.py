@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from omnirelay import __version__
 from omnirelay.context import AppContext
-from omnirelay.surfaces.admin import errors, webhooks
+from omnirelay.surfaces.admin import errors, jobs, webhooks
 from omnirelay.surfaces.admin.routes import router
 
 
@@ -27,4 +27,5 @@ def create_admin_app(ctx: AppContext) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     app.include_router(webhooks.router)
+    app.include_router(jobs.router)
     return app
