@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     webhook_concurrency: int = 256
     webhook_per_url_concurrency: int = 64
 
+    # Notifications (seed 001).
+    default_phone_region: str = "RU"  # for numbers given without a country code
+    initial_balance: str = "1000.00"  # what a new organization starts with
+    currency: str = "EUR"
+    default_prices: str = "sms=0.05,viber=0.03,vk=0.02,telegram=0.01"  # per message / SMS part
+    sandbox_report_delay: float | None = None  # overrides the sandbox's own delays (seconds)
+
     log_level: str = "INFO"
 
     @property

@@ -1,8 +1,23 @@
 """Every table of omnirelay, imported so that ``Base.metadata`` is complete."""
 
+from omnirelay.billing import models as billing_models
+from omnirelay.connections import models as connection_models
+from omnirelay.idempotency import models as idempotency_models
+from omnirelay.messaging import models as messaging_models
 from omnirelay.queue import models as queue_models
 from omnirelay.ratelimit import models as ratelimit_models
+from omnirelay.templates import models as template_models
 from omnirelay.tenancy import models as tenancy_models
 from omnirelay.webhooks import models as webhook_models
 
-__all__ = ["queue_models", "ratelimit_models", "tenancy_models", "webhook_models"]
+__all__ = [
+    "billing_models",
+    "connection_models",
+    "idempotency_models",
+    "messaging_models",
+    "queue_models",
+    "ratelimit_models",
+    "template_models",
+    "tenancy_models",
+    "webhook_models",
+]

@@ -74,6 +74,9 @@ def create_organization(
             token = _issue_access_token(session, admin)
     if workspace_id:
         repo.add(session, WorkspaceOrganization(workspace_id=workspace_id, organization_id=org.id))
+    from omnirelay import onboarding  # late: the domains it sets up import tenancy's models
+
+    onboarding.set_up(session, org.id)
     return NewOrganization(org, keys, admin, token, regenerate_api_token(session, org.id))
 
 

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from omnirelay import __version__
 from omnirelay.context import AppContext
-from omnirelay.surfaces.admin import errors, jobs, webhooks
+from omnirelay.surfaces.admin import connections, errors, jobs, messages, webhooks
 from omnirelay.surfaces.admin.routes import router
 
 
@@ -28,4 +28,6 @@ def create_admin_app(ctx: AppContext) -> FastAPI:
     app.include_router(router)
     app.include_router(webhooks.router)
     app.include_router(jobs.router)
+    app.include_router(connections.router)
+    app.include_router(messages.router)
     return app

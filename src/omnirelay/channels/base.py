@@ -1,0 +1,97 @@
+"""The adapter interface every provider implements, and the registry of providers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """What an adapter is asked to send: one route step of one message."""
+
+    message_id: str
+    channel: str
+    phone: str  # E.164 digits
+    sender: str | None
+    text: str | None
+    image: str | None = None
+    action: dict[str, str] | None = None
+    ttl: int = 600
+    try_number: int = 1  # 1 for the first try of this step, 2 after a retriable error, ...
+    settings: dict[str, Any] = field(default_factory=dict)  # the connection's
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """Something a provider reports later: a status of a sent message or an inbound text.
+
+    Real providers deliver these over their own protocol (an HTTP callback, an SMPP
+    deliver_sm); the sandbox returns them with the send result, to be applied after
+    ``delay`` seconds.
+    """
+
+    kind: str  # "status" | "inbound"
+    delay: float = 0.0
+    status: str | None = None
+    code: int | None = None
+    error: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_message_id: str
+    events: tuple[ProviderEvent, ...] = ()
+
+
+class RetriableError(Exception):
+    """The provider may take the message later (throttled, down): try again with backoff."""
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(Exception):
+    """The provider refused the message for good: the step ends with this status/code."""
+
+    def __init__(self, message: str, *, status: str = "rejected", code: int = 1000) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class Adapter(Protocol):
+    name: str
+    channels: tuple[str, ...]
+
+    def send(self, message: Outbound) -> SendResult: ...
+
+    def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Return the settings to store, or raise ValueError naming what is wrong."""
+        ...
+
+
+_registry: dict[str, Adapter] = {}
+
+
+def register(adapter: Adapter) -> Adapter:
+    _registry[adapter.name] = adapter
+    return adapter
+
+
+def get_adapter(provider: str) -> Adapter | None:
+    if not _registry:
+        _load()
+    return _registry.get(provider)
+
+
+def providers() -> list[str]:
+    if not _registry:
+        _load()
+    return sorted(_registry)
+
+
+def _load() -> None:
+    from omnirelay.channels import sandbox  # noqa: F401  (registers itself)

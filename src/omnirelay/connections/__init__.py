@@ -1,0 +1,1 @@
+"""Channel connections: an organization's configured channels and their providers."""

@@ -1,0 +1,1 @@
+"""Messages: accepting, dispatching and tracking them."""

@@ -1,0 +1,98 @@
+"""Messages, their attempts (one per route step tried) and per-organization settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from omnirelay.db import Base, UTCDateTime, utcnow
+from omnirelay.webhooks.models import BigId
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # Seed 001 error 1018: custom_id is unique per organization; the database decides
+        # between concurrent requests.
+        UniqueConstraint("organization_id", "custom_id"),
+        Index("ix_messages_org_created", "organization_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    custom_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    method: Mapped[str] = mapped_column(String(32))  # sendSMS, send, sendMixed, ...
+    phone: Mapped[str] = mapped_column(String(20))  # E.164 digits, no '+'
+    # The steps, each {channel, connection_id, sender, text, image, action, ttl, ...}.
+    route: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    report_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reply_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    daydelivery: Mapped[bool] = mapped_column(Boolean, default=False)
+    send_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="accepted")
+    step: Mapped[int] = mapped_column(Integer, default=0)  # the step being tried
+    channel: Mapped[str] = mapped_column(String(32))  # the channel of that step
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    price: Mapped[int] = mapped_column(BigInteger, default=0)  # billing.models.UNIT
+    parts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    final_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class MessageAttempt(Base):
+    """One route step tried: what the provider was given and what it said."""
+
+    __tablename__ = "message_attempts"
+    __table_args__ = (
+        # Provider events are matched (and deduplicated) by the provider's id.
+        UniqueConstraint("connection_id", "provider_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    organization_id: Mapped[str] = mapped_column(String(32))
+    step: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(32))
+    connection_id: Mapped[int] = mapped_column(BigInteger)
+    provider: Mapped[str] = mapped_column(String(32))
+    sender: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    price: Mapped[int] = mapped_column(BigInteger, default=0)
+    parts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class NotifySettings(Base):
+    """Per-organization notification settings (the "Additional settings" of seed 001)."""
+
+    __tablename__ = "notify_settings"
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    daylight_start: Mapped[str] = mapped_column(String(5), default="09:00")
+    daylight_end: Mapped[str] = mapped_column(String(5), default="20:00")
+    # sendSimple's route: [{channel, sender?, ttl?}, ...]
+    default_route: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -1,0 +1,299 @@
+"""What happens to an accepted message: dispatch a step through its channel adapter, apply
+provider reports, watch the ttl, hand over to the next step, report to the client.
+
+Statuses only move forward. A step that ends undelivered / rejected / expired / error
+hands over to the next step; the last one's failure is the message's final status.
+Status reports go to the message's ``report`` URL: ``sent`` for every step tried (with
+that step's channel), then the final status; never a status lower than one already sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from omnirelay.billing import service as billing
+from omnirelay.channels.base import (
+    Outbound,
+    PermanentError,
+    ProviderEvent,
+    RetriableError,
+    SendResult,
+    get_adapter,
+)
+from omnirelay.config import get_settings
+from omnirelay.connections import repository as connections_repo
+from omnirelay.db import utcnow
+from omnirelay.messaging import repository as repo
+from omnirelay.messaging.models import Message, MessageAttempt
+from omnirelay.messaging.service import DISPATCH, daylight
+from omnirelay.queue import Retry, enqueue
+from omnirelay.webhooks import service as webhooks
+
+log = logging.getLogger(__name__)
+
+EVENT = "messages.provider_event"
+TTL = "messages.ttl"
+FAILED = ("undelivered", "expired", "rejected", "error", "deleted")
+FINAL = ("delivered", "read", *FAILED)
+RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3}
+MAX_SEND_TRIES = 5  # retriable provider errors before the step is given up
+EARLY_EVENT_TRIES = 20  # a report that arrives before its attempt is recorded waits
+
+
+def rank(status: str) -> int:
+    return 4 if status in FAILED else RANK.get(status, 0)
+
+
+# --- dispatch -----------------------------------------------------------------------
+
+
+def dispatch(session: Session, message_id: str, step_index: int, try_number: int) -> None:
+    message = repo.lock(session, message_id)
+    if message is None or message.final_at is not None or message.step != step_index:
+        return  # already decided, or a stale job of an earlier step
+    step = message.route[step_index]
+    now = utcnow()
+    if step_index > 0 and message.daydelivery:
+        # A handover at night waits for the recipient's morning, as the first step did.
+        at = daylight(session, message.organization_id, step["phone"], now)
+        if at > now + timedelta(seconds=1):
+            _enqueue_dispatch(session, message, step_index, at)
+            return
+    connection = connections_repo.by_id_any(session, int(step["connection_id"]))
+    attempt = MessageAttempt(
+        message_id=message.id,
+        organization_id=message.organization_id,
+        step=step_index,
+        channel=step["channel"],
+        connection_id=int(step["connection_id"]),
+        provider=step.get("provider", "sandbox"),
+        sender=step.get("sender"),
+        status="accepted",
+        price=int(step.get("price", 0)),
+        parts=int(step.get("parts", 1)),
+        created_at=now,
+        status_at=now,
+    )
+    if connection is None or connection.deleted_at is not None or not connection.active:
+        _finish_attempt(session, message, attempt, "error", 1016, "Not found channel settings")
+        return
+    adapter = get_adapter(connection.provider)
+    if adapter is None:
+        _finish_attempt(session, message, attempt, "error", 1016, "Provider is not available")
+        return
+    if step_index > 0 and not billing.debit(session, message.organization_id, attempt.price):
+        _finish_attempt(
+            session, message, attempt, "error", 1015, "Balance error - not enough funds"
+        )
+        return
+    if step_index == 0:
+        attempt.price = message.price  # debited when the message was accepted
+    settings = dict(connection.settings)
+    override = get_settings().sandbox_report_delay
+    if connection.provider == "sandbox" and override is not None:
+        settings.update(report_delay=override, read_delay=override, reply_delay=override)
+    try:
+        result = adapter.send(
+            Outbound(
+                message_id=message.id,
+                channel=step["channel"],
+                phone=step["phone"],
+                sender=step.get("sender"),
+                text=step.get("text"),
+                image=step.get("image"),
+                action=step.get("action"),
+                ttl=int(step["ttl"]),
+                settings=settings,
+                try_number=try_number,
+            )
+        )
+    except RetriableError as exc:
+        if try_number < MAX_SEND_TRIES:
+            raise Retry(exc.delay, f"provider: {exc}") from exc
+        _finish_attempt(session, message, attempt, "error", 1001, f"Provider unavailable: {exc}")
+        return
+    except PermanentError as exc:
+        _finish_attempt(session, message, attempt, exc.status, exc.code, str(exc))
+        return
+    _sent(session, message, attempt, result, now)
+
+
+def _enqueue_dispatch(session: Session, message: Message, step: int, at: datetime) -> None:
+    enqueue(
+        session,
+        DISPATCH,
+        {"message_id": message.id, "step": step},
+        run_at=at,
+        organization_id=message.organization_id,
+    )
+
+
+def _sent(
+    session: Session, message: Message, attempt: MessageAttempt, result: SendResult, now: datetime
+) -> None:
+    attempt.status = "sent"
+    attempt.provider_message_id = result.provider_message_id
+    attempt.expires_at = now + timedelta(seconds=int(message.route[attempt.step]["ttl"]))
+    repo.add_attempt(session, attempt)
+    message.status = "sent"
+    message.channel = attempt.channel
+    message.updated_at = now
+    _report(session, message, attempt, "sent")
+    enqueue(
+        session,
+        TTL,
+        {"attempt_id": attempt.id},
+        run_at=attempt.expires_at,
+        organization_id=message.organization_id,
+    )
+    for event in result.events:
+        enqueue_event(session, message.organization_id, attempt.connection_id,
+                      result.provider_message_id, event)  # fmt: skip
+
+
+def enqueue_event(
+    session: Session,
+    organization_id: str,
+    connection_id: int,
+    provider_message_id: str,
+    event: ProviderEvent,
+) -> None:
+    """A provider event, applied as a job (after ``event.delay`` seconds)."""
+    enqueue(
+        session,
+        EVENT,
+        {
+            "connection_id": connection_id,
+            "provider_message_id": provider_message_id,
+            "kind": event.kind,
+            "status": event.status,
+            "code": event.code,
+            "error": event.error,
+            "text": event.text,
+        },
+        run_at=utcnow() + timedelta(seconds=event.delay),
+        organization_id=organization_id,
+    )
+
+
+# --- provider events, ttl -----------------------------------------------------------
+
+
+def apply_event(session: Session, payload: dict[str, Any], tries: int) -> None:
+    attempt = repo.attempt_by_provider_id(
+        session, int(payload["connection_id"]), str(payload["provider_message_id"])
+    )
+    if attempt is None:
+        if tries < EARLY_EVENT_TRIES:
+            raise Retry(min(60.0, 0.5 * tries), "report before its attempt was recorded")
+        log.warning("dropping a provider event for unknown id %s", payload["provider_message_id"])
+        return
+    message = repo.lock(session, attempt.message_id)
+    assert message is not None
+    session.refresh(attempt)  # as of the lock
+    if payload["kind"] == "inbound":
+        _reply(session, message, str(payload.get("text") or ""))
+        return
+    status = str(payload["status"])
+    if rank(status) <= rank(attempt.status) or attempt.status in FAILED:
+        return  # statuses only move forward; a late report changes nothing
+    if status in FAILED:
+        _finish_attempt(
+            session, message, attempt, status, payload.get("code"), payload.get("error")
+        )
+        return
+    now = utcnow()
+    attempt.status, attempt.status_at = status, now
+    if message.step == attempt.step and rank(status) > rank(message.status):
+        message.status = status
+        message.updated_at = now
+        message.final_at = message.final_at or now
+        message.error = message.code = None
+        _report(session, message, attempt, status)
+
+
+def expire(session: Session, attempt_id: int) -> None:
+    attempt = repo.get_attempt(session, attempt_id)
+    if attempt is None:
+        return
+    message = repo.lock(session, attempt.message_id)
+    assert message is not None
+    session.refresh(attempt)  # as of the lock
+    if attempt.status != "sent":
+        return  # a final report came in time
+    _finish_attempt(session, message, attempt, "expired", None, "Possible delivery time is up")
+
+
+def _finish_attempt(
+    session: Session,
+    message: Message,
+    attempt: MessageAttempt,
+    status: str,
+    code: int | None,
+    error: str | None,
+) -> None:
+    """A step failed: hand over to the next step, or fail the message."""
+    now = utcnow()
+    attempt.status, attempt.code, attempt.error, attempt.status_at = status, code, error, now
+    if attempt.id is None:
+        repo.add_attempt(session, attempt)
+    if message.step != attempt.step or message.final_at is not None:
+        return
+    message.updated_at = now
+    if attempt.step + 1 < len(message.route):
+        message.step = attempt.step + 1
+        message.channel = message.route[message.step]["channel"]
+        _enqueue_dispatch(session, message, message.step, now)
+        return
+    message.status, message.code, message.error = status, code, error
+    message.final_at = now
+    _report(session, message, attempt, status)
+
+
+# --- webhooks out -------------------------------------------------------------------
+
+
+def report_payload(message: Message, attempt: MessageAttempt, status: str) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "custom_id": message.custom_id,
+        "status": status,
+        "channel": attempt.channel,
+        "error": attempt.error if status in FAILED else None,
+        "code": attempt.code if status in FAILED else None,
+        "price": billing.format_units(attempt.price),
+        "parts": attempt.parts,
+    }
+
+
+def _report(session: Session, message: Message, attempt: MessageAttempt, status: str) -> None:
+    if message.report_url:
+        webhooks.emit(
+            session,
+            message.organization_id,
+            message.report_url,
+            "message.status",
+            report_payload(message, attempt, status),
+            ordering_key=message.id,  # the statuses of one message arrive in order
+        )
+
+
+def _reply(session: Session, message: Message, text: str) -> None:
+    if message.reply_url:
+        webhooks.emit(
+            session,
+            message.organization_id,
+            message.reply_url,
+            "message.reply",
+            {
+                "id": message.id,
+                "text": text,
+                "date": utcnow().strftime("%Y-%m-%d %H:%M:%S"),
+                "custom_id": message.custom_id,
+            },
+            ordering_key=message.id,
+        )

@@ -1,0 +1,66 @@
+"""Admin API: channel connections (`/api/connections`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from omnirelay.connections import service
+from omnirelay.connections.models import ChannelConnection
+from omnirelay.connections.schemas import (
+    ConnectionCreate,
+    ConnectionList,
+    ConnectionOut,
+    ConnectionUpdate,
+    masked,
+)
+from omnirelay.surfaces.admin.deps import Caller, Ctx
+from omnirelay.tenancy.auth import require_admin
+
+router = APIRouter(prefix="/connections", tags=["connections"])
+
+
+def _out(row: ChannelConnection) -> ConnectionOut:
+    out = ConnectionOut.model_validate(row)
+    out.settings = masked(row.settings)
+    return out
+
+
+@router.post("", response_model=ConnectionOut, status_code=201)
+def create(ctx: Ctx, caller: Caller, body: ConnectionCreate) -> ConnectionOut:
+    """Connect a channel through a provider (`sandbox` for sms, viber, vk, telegram)."""
+    require_admin(caller)
+    with ctx.db.transaction() as session:
+        return _out(service.create(session, caller.organization_id, **body.model_dump()))
+
+
+@router.get("", response_model=ConnectionList)
+def list_(ctx: Ctx, caller: Caller, channel: str | None = None) -> ConnectionList:
+    with ctx.db.transaction() as session:
+        rows = service.list_connections(session, caller.organization_id, channel)
+        return ConnectionList(items=[_out(r) for r in rows])
+
+
+@router.get("/{connection_id}", response_model=ConnectionOut)
+def get(ctx: Ctx, caller: Caller, connection_id: int) -> ConnectionOut:
+    with ctx.db.transaction() as session:
+        return _out(service.get(session, caller.organization_id, connection_id))
+
+
+@router.patch("/{connection_id}", response_model=ConnectionOut)
+def update(ctx: Ctx, caller: Caller, connection_id: int, body: ConnectionUpdate) -> ConnectionOut:
+    """Change name, settings (masked secrets sent back as `***` stay as they are),
+    senders, active, templates_only."""
+    require_admin(caller)
+    with ctx.db.transaction() as session:
+        row = service.update(
+            session, caller.organization_id, connection_id, body.model_dump(exclude_unset=True)
+        )
+        return _out(row)
+
+
+@router.delete("/{connection_id}", status_code=204)
+def delete(ctx: Ctx, caller: Caller, connection_id: int) -> Response:
+    require_admin(caller)
+    with ctx.db.transaction() as session:
+        service.delete(session, caller.organization_id, connection_id)
+    return Response(status_code=204)

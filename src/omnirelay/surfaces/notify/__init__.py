@@ -1,0 +1,1 @@
+"""The notifications surface (seed 001), mounted at /v3."""

@@ -1,0 +1,1 @@
+"""Message templates with placeholders and moderation status."""
