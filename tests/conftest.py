@@ -94,6 +94,12 @@ class Org:
     subscription_keys: dict[str, str]
     access_token: str
     admin_id: str
+    api_token: str  # for /v3 and /user
+
+    @property
+    def token(self) -> dict[str, str]:
+        """``Authorization: Token <key>`` of the /v3 and /user surfaces."""
+        return {"Authorization": f"Token {self.api_token}"}
 
     def headers(self, *, token: str | None = None, key: str | None = None) -> dict[str, str]:
         return {
@@ -126,6 +132,7 @@ def make_org(db: Database) -> Callable[..., Org]:
             dict(created.subscription_keys),
             created.access_token,
             created.admin.id,
+            created.api_token,
         )
 
     return make

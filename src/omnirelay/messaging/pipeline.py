@@ -199,8 +199,12 @@ def apply_event(session: Session, payload: dict[str, Any], tries: int) -> None:
         _reply(session, message, str(payload.get("text") or ""))
         return
     status = str(payload["status"])
-    if rank(status) <= rank(attempt.status) or attempt.status in FAILED:
-        return  # statuses only move forward; a late report changes nothing
+    # Statuses only move forward: nothing after a failure, no failure after delivery,
+    # and a late or repeated report changes nothing.
+    if attempt.status in FAILED or rank(status) <= rank(attempt.status):
+        return
+    if status in FAILED and attempt.status in ("delivered", "read"):
+        return
     if status in FAILED:
         _finish_attempt(
             session, message, attempt, status, payload.get("code"), payload.get("error")
