@@ -179,5 +179,46 @@ def demo() -> None:
         f"\ntry:  curl {base}/api/me \\\n"
         f"        -H 'Ocp-Apim-Subscription-Key: {data['subscription_keys']['primary']}' \\\n"
         f"        -H 'Authorization: {data['access_token']}'\n"
-        f"docs: {base}/api/docs\n"
+        f"send: curl {base}/v3/message/sendSMS \\\n"
+        f"        -H 'Authorization: Token {data['api_token']}' \\\n"
+        f"        -H 'Content-Type: application/json' \\\n"
+        f'        -d \'{{"sender": "SANDBOX", "phone": "79161234567", "text": "Hello"}}\'\n'
+        f"watch: omnirelay tail    (statuses as they change)\n"
+        f"docs: {base}/api/docs  {base}/v3/docs  {base}/user/docs\n"
     )
+
+
+@main.command()
+@click.option("--org", "organization_id", default=None, help="Only this organization's.")
+@click.option("--interval", default=0.5, show_default=True, help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="Print what changed in the last minute and exit.")
+def tail(organization_id: str | None, interval: float, once: bool) -> None:
+    """Print message statuses as they change: time, id, status, channel, step, error."""
+    import time
+    from datetime import timedelta
+
+    from omnirelay.db import utcnow
+    from omnirelay.messaging import repository as messages
+
+    db = Database(get_settings().database_url)
+    after = utcnow() - timedelta(minutes=1)
+    try:
+        while True:
+            with db.transaction() as session:
+                rows = messages.changed_since(session, after, organization_id)
+                for row in rows:
+                    error = f" {row.code} {row.error}" if row.error else ""
+                    click.echo(
+                        f"{row.updated_at:%H:%M:%S.%f}"[:-3]
+                        + f" {row.id} {row.status:<11} {row.channel:<8} step {row.step}"
+                        + (f" custom_id={row.custom_id}" if row.custom_id else "")
+                        + error
+                    )
+                    after = max(after, row.updated_at)
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        db.dispose()

@@ -64,3 +64,34 @@ def test_migrate_fresh_sqlite_and_demo_is_stable(tmp_path: Path) -> None:
     assert "access token" in first.stdout and first.stdout == second.stdout
     saved = json.loads((tmp_path / "var" / "demo-credentials.json").read_text())
     assert saved["access_token"] in first.stdout
+
+
+def test_api_token_sends_and_tail_shows_the_status(
+    client: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    from omnirelay.db import Database
+    from omnirelay.queue.registry import tasks
+    from omnirelay.queue.worker import Worker
+
+    r = _run(["admin", "create-org", "--name", "Tail Co", "--json"], database_url, tmp_path)
+    data = json.loads(r.stdout)
+    sent = client.post(
+        "/v3/message/sendSMS",
+        json={"sender": "SANDBOX", "phone": "79161234567", "text": "hi", "custom_id": "t1"},
+        headers={"Authorization": f"Token {data['api_token']}"},
+    )
+    assert sent.status_code == 200, sent.text
+    message_id = sent.json()["id"]
+    db = Database(database_url)
+    try:
+        import omnirelay.tasks  # noqa: F401
+
+        Worker(db, tasks).run_until_idle()  # dispatch: the sandbox reports later
+    finally:
+        db.dispose()
+    out = _run(["tail", "--once", "--org", data["organization_id"]], database_url, tmp_path)
+    assert out.returncode == 0, out.stderr
+    [line] = [ln for ln in out.stdout.splitlines() if message_id in ln]
+    assert " sent " in line and "sms" in line and "custom_id=t1" in line
+    other = _run(["tail", "--once", "--org", "someone-else"], database_url, tmp_path)
+    assert message_id not in other.stdout

@@ -96,9 +96,11 @@ def update(
     row = get(session, organization_id, connection_id)
     if changes.get("settings") is not None:
         # Secrets shown masked come back unchanged when a client round-trips the object.
-        merged = {
-            k: (row.settings.get(k) if v == "***" else v) for k, v in changes["settings"].items()
-        }
+        # PATCH merges: keys not sent keep their values.
+        merged = dict(row.settings)
+        for key, value in changes["settings"].items():
+            if value != "***":
+                merged[key] = value
         row.settings = _check(row.channel, row.provider, merged)
     if changes.get("senders") is not None:
         row.senders = _senders(row.channel, changes["senders"])

@@ -43,10 +43,15 @@ class Worker:
         backoff_base: float = 2.0,
         backoff_max: float = 3600.0,
         worker_id: str | None = None,
+        prefetch: int | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
         self.concurrency = concurrency
+        # Claim more than the threads can run at once: one claim transaction then feeds
+        # several jobs, which matters most on SQLite where every transaction takes the
+        # write lock. Claimed jobs waiting for a thread keep their lease by heartbeat.
+        self.prefetch = max(prefetch or concurrency * 4, concurrency)
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.backoff_base = backoff_base
@@ -90,11 +95,13 @@ class Worker:
         """Run due jobs in this thread until none is due; for tests and one-off drains."""
         ran = 0
         while max_jobs is None or ran < max_jobs:
-            jobs = self._claim(1)
+            want = self.prefetch if max_jobs is None else min(self.prefetch, max_jobs - ran)
+            jobs = self._claim(want)
             if not jobs:
                 return ran
-            self._execute(jobs[0])
-            ran += 1
+            for job in jobs:
+                self._execute(job)
+            ran += len(jobs)
         return ran
 
     # --- claiming ---------------------------------------------------------------------
@@ -102,7 +109,7 @@ class Worker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()  # before claiming, so a wake-up during the claim counts
-            free = self.concurrency - len(self._running)
+            free = self.prefetch - len(self._running)
             sleep = self.poll_interval
             if free > 0:
                 try:

@@ -121,7 +121,11 @@ def change(
     if "channels" in options:
         if not isinstance(options["channels"], list):
             raise TemplateError(1056, "Wrong value for this field type")
-        row.channels = changed["channels"] = _channels(options["channels"])
+        channels = _channels(options["channels"])
+        if set(channels) - set(row.channels or []) and row.status != "new":
+            # Approval is per channel: a channel added needs moderation too.
+            row.status = changed["status"] = "new"
+        row.channels = changed["channels"] = channels
     for key in ("group_url", "comment"):
         if key in options:
             if options[key] is not None and not isinstance(options[key], str):

@@ -95,7 +95,7 @@ async def check_phone(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str, An
     data = [
         phone_info(str(p), region)
         if isinstance(p, str | int) and not isinstance(p, bool)
-        else {"phone_source": "", "status": "invalid"}
+        else phone_info("", region)  # not a number at all: the invalid shape
         for p in phones
     ]
     return {"result": "success", "data": data}
@@ -140,7 +140,8 @@ def _opt_str(body: dict[str, Any], name: str) -> str | None:
 async def template_create(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str, Any]:
     """A new template (status `new` until moderated)."""
     body = await _optional_json(request)
-    channels = body.get("channels") or []
+    channels = body.get("channels")
+    channels = [] if channels is None else channels
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
         raise e.SendError(1056, "Wrong value for this field type", field="channels")
     args = {n: _opt_str(body, n) for n in ("name", "text", "group_url", "comment")}
