@@ -14,6 +14,7 @@ from omnirelay.context import AppContext
 from omnirelay.db import Database
 from omnirelay.runtime import Runtime
 from omnirelay.surfaces.admin.app import create_admin_app
+from omnirelay.surfaces.callback.app import create_callback_app
 from omnirelay.surfaces.notify.app import create_notify_app
 from omnirelay.surfaces.platform.app import create_platform_app
 
@@ -52,4 +53,5 @@ def create_app(
     app.mount("/api", create_admin_app(ctx))
     app.mount("/user", create_platform_app(ctx))
     app.mount("/v3", create_notify_app(ctx))
+    app.mount("/3.0", create_callback_app(ctx))
     return app

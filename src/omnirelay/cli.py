@@ -93,6 +93,7 @@ def _org_credentials(created: tenancy.NewOrganization) -> dict[str, Any]:
         "admin_email": created.admin.email if created.admin else None,
         "access_token": created.access_token,
         "api_token": created.api_token,
+        **created.credentials,  # account_sid, auth_token (call-backs, /3.0)
     }
 
 
@@ -106,6 +107,9 @@ def _print_credentials(data: dict[str, Any], as_json: bool) -> None:
     click.echo(f"subscription key  {data['subscription_keys']['secondary']}  (secondary)")
     click.echo(f"access token      {data['access_token']}  (/api)")
     click.echo(f"api token         {data.get('api_token')}  (/v3, /user: 'Token <api token>')")
+    if data.get("account_sid"):
+        click.echo(f"account SID       {data['account_sid']}  (/3.0, HTTP Basic user)")
+        click.echo(f"auth token        {data['auth_token']}  (/3.0, HTTP Basic password)")
 
 
 def _create_org(name: str, admin_email: str) -> dict[str, Any]:

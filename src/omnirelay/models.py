@@ -1,6 +1,7 @@
 """Every table of omnirelay, imported so that ``Base.metadata`` is complete."""
 
 from omnirelay.billing import models as billing_models
+from omnirelay.callbacks import models as callback_models
 from omnirelay.connections import models as connection_models
 from omnirelay.idempotency import models as idempotency_models
 from omnirelay.messaging import models as messaging_models
@@ -12,6 +13,7 @@ from omnirelay.webhooks import models as webhook_models
 
 __all__ = [
     "billing_models",
+    "callback_models",
     "connection_models",
     "idempotency_models",
     "messaging_models",

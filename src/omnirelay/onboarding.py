@@ -1,18 +1,23 @@
 """What every new organization starts with: sandbox connections for each channel, a
-balance, and notification settings with a default route (Viber, then SMS)."""
+balance, notification settings with a default route (Viber, then SMS), and the call-back
+API's credentials."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
 from omnirelay.billing import service as billing
+from omnirelay.callbacks import service as callbacks
 from omnirelay.connections import service as connections
 from omnirelay.messaging import service as messaging
 
 
-def set_up(session: Session, organization_id: str) -> None:
+def set_up(session: Session, organization_id: str) -> dict[str, str]:
+    """Returns the credentials made here, to be shown once."""
     connections.provision_sandbox(session, organization_id)
     billing.open_account(session, organization_id)
     messaging.update_settings(
         session, organization_id, {"default_route": [{"channel": "viber"}, {"channel": "sms"}]}
     )
+    account_sid, auth_token = callbacks.create_account(session, organization_id)
+    return {"account_sid": account_sid, "auth_token": auth_token}

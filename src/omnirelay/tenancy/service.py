@@ -5,7 +5,7 @@ workspace tokens. Services never commit; secrets are returned once and stored ha
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,7 @@ class NewOrganization:
     admin: User | None
     access_token: str | None  # the admin's, shown once
     api_token: str  # for /v3 and /user, shown once
+    credentials: dict[str, str] = field(default_factory=dict)  # other surfaces', shown once
 
 
 def create_organization(
@@ -76,8 +77,9 @@ def create_organization(
         repo.add(session, WorkspaceOrganization(workspace_id=workspace_id, organization_id=org.id))
     from omnirelay import onboarding  # late: the domains it sets up import tenancy's models
 
-    onboarding.set_up(session, org.id)
-    return NewOrganization(org, keys, admin, token, regenerate_api_token(session, org.id))
+    credentials = onboarding.set_up(session, org.id)
+    api_token = regenerate_api_token(session, org.id)
+    return NewOrganization(org, keys, admin, token, api_token, credentials)
 
 
 def create_user(

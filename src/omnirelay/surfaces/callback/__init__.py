@@ -1,0 +1,1 @@
+"""The call-back surface (seed 003), mounted at /3.0."""
