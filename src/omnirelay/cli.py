@@ -226,3 +226,52 @@ def tail(organization_id: str | None, interval: float, once: bool) -> None:
         pass
     finally:
         db.dispose()
+
+
+@main.group()
+def callbacks() -> None:
+    """Call-back configuration (seed 003)."""
+
+
+@callbacks.command("import")
+@click.option("--org", "organization_id", required=True, help="Organization id.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def callbacks_import(organization_id: str, path: Path) -> None:
+    """Create a profile from a JSON file: the profile's fields plus `options` (each with
+    `agents`: names) and `questions`. Prints the SIDs made."""
+    from omnirelay.callbacks import service as cb
+    from omnirelay.callbacks.schemas import OptionIn, ProfileIn, QuestionIn
+    from omnirelay.errors import DomainError
+
+    spec = json.loads(path.read_text())
+    options = spec.pop("options", [])
+    questions = spec.pop("questions", [])
+    if not _organization_exists(organization_id):
+        raise click.ClickException(f"no organization {organization_id}")
+    db = Database(get_settings().database_url)
+    try:
+        with db.transaction() as session:
+            values = ProfileIn.model_validate(spec).model_dump(exclude_unset=True, mode="json")
+            profile = cb.create_profile(session, organization_id, values)
+            out: dict[str, Any] = {"profile": profile.sid, "options": {}, "questions": []}
+            for item in options:
+                agents = item.pop("agents", [])
+                opt = cb.add_option(
+                    session,
+                    organization_id,
+                    profile.sid,
+                    OptionIn.model_validate(item).model_dump(),
+                )
+                out["options"][opt.name] = opt.sid
+                for name in agents:
+                    cb.join_agent(session, organization_id, opt.sid, name)
+            for item in questions:
+                q = QuestionIn.model_validate(item).model_dump()
+                out["questions"].append(
+                    cb.add_question(session, organization_id, profile.sid, q).sid
+                )
+    except (DomainError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.dispose()
+    click.echo(json.dumps(out, indent=2))

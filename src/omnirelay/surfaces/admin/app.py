@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from omnirelay import __version__
 from omnirelay.context import AppContext
-from omnirelay.surfaces.admin import connections, errors, jobs, messages, webhooks
+from omnirelay.surfaces.admin import callbacks, connections, errors, jobs, messages, webhooks
 from omnirelay.surfaces.admin.routes import router
 
 
@@ -30,4 +30,5 @@ def create_admin_app(ctx: AppContext) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(connections.router)
     app.include_router(messages.router)
+    app.include_router(callbacks.router)
     return app

@@ -1,0 +1,154 @@
+"""Fixtures of the call-back tests: the /3.0 client with HTTP Basic, a configured profile
+(built through the admin API), a synchronous worker and a clock that jumps."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+import omnirelay.tasks  # noqa: F401  (registers the engine's handlers)
+from omnirelay.callbacks.models import Call
+from omnirelay.db import Database
+from omnirelay.queue.models import Job
+from omnirelay.queue.registry import tasks
+from omnirelay.queue.worker import Worker
+from omnirelay.tenancy import service as tenancy
+from tests.conftest import Org
+
+ALL_WEEK = [
+    {
+        "status": "active",
+        "day_of_week": [0, 1, 2, 3, 4, 5, 6],
+        "start_time": ["00:00"],
+        "end_time": ["23:59"],
+    }
+]
+ANSWERS, BUSY, NO_ANSWER, HANGS_UP = "79161234567", "79160000001", "79160000002", "79160000003"
+
+
+@dataclass
+class Account:
+    org: Org
+    account_sid: str
+    auth_token: str
+    profile: str = ""
+    option: str = ""
+
+    @property
+    def basic(self) -> dict[str, str]:
+        raw = f"{self.account_sid}:{self.auth_token}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+@pytest.fixture
+def make_account(db: Database, client: TestClient) -> Callable[..., Account]:
+    def make(name: str = "Acme", email: str = "admin@acme.test", **profile: Any) -> Account:
+        with db.transaction() as session:
+            created = tenancy.create_organization(
+                session, name, admin_email=email, admin_name="Admin", created_via="cli"
+            )
+        assert created.admin is not None and created.access_token is not None
+        org = Org(
+            created.organization.id,
+            dict(created.subscription_keys),
+            created.access_token,
+            created.admin.id,
+            created.api_token,
+        )
+        account = Account(
+            org, created.credentials["account_sid"], created.credentials["auth_token"]
+        )
+        body = {
+            "name": "Support",
+            "timezone": "Europe/Moscow",
+            "sms": True,
+            "questions": True,
+            "scheduling": True,
+            "entries": ALL_WEEK,
+            "retry_attempts": 2,
+            "retry_interval": 60,
+            "telephony": {"ring_delay": 5, "bridge_delay": 1, "talk_time": 120},
+            **profile,
+        }
+        r = client.post("/api/callbacks/profiles", json=body, headers=org.headers())
+        assert r.status_code == 201, r.text
+        account.profile = r.json()["sid"]
+        r = client.post(
+            f"/api/callbacks/profiles/{account.profile}/options",
+            json={"name": "Sales", "position": 1},
+            headers=org.headers(),
+        )
+        assert r.status_code == 201, r.text
+        account.option = r.json()["sid"]
+        return account
+
+    return make
+
+
+@pytest.fixture
+def account(make_account: Callable[..., Account]) -> Account:
+    return make_account()
+
+
+@pytest.fixture
+def api(client: TestClient, account: Account) -> Callable[..., Any]:
+    """Call /3.0 with the account's Basic credentials: ``api("GET", "/profiles")``."""
+
+    def call(method: str, path: str, **kw: Any) -> Any:
+        return client.request(
+            method, f"/3.0{path}", headers={**account.basic, **kw.pop("headers", {})}, **kw
+        )
+
+    return call
+
+
+@pytest.fixture
+def admin(client: TestClient, account: Account) -> Callable[..., Any]:
+    def call(method: str, path: str, **kw: Any) -> Any:
+        return client.request(method, f"/api/callbacks{path}", headers=account.org.headers(), **kw)
+
+    return call
+
+
+@pytest.fixture
+def drain(db: Database) -> Callable[[], int]:
+    worker = Worker(db, tasks, backoff_base=0.01, backoff_max=0.01, lease_seconds=30)
+
+    def run() -> int:
+        total = 0
+        while (ran := worker.run_until_idle(max_jobs=10_000)) > 0:
+            total += ran
+        return total
+
+    return run
+
+
+@pytest.fixture
+def advance(db: Database) -> Callable[[float], None]:
+    """The clock jumps forward for the queue: due times move back by ``seconds``."""
+
+    def jump(seconds: float) -> None:
+        with db.transaction() as session:
+            for job in session.scalars(select(Job).where(Job.status == "todo")):
+                job.run_at = job.run_at - timedelta(seconds=seconds)
+
+    return jump
+
+
+@pytest.fixture
+def call_row(db: Database) -> Callable[[str], Call]:
+    def get(sid: str) -> Call:
+        with db.transaction() as session:
+            row = session.get(Call, sid)
+            assert row is not None
+            session.expunge(row)
+            return row
+
+    return get
