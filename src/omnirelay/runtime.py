@@ -36,11 +36,17 @@ class Runtime:
             poll_interval=settings.worker_poll_interval,
         )
 
+        from omnirelay.smpp.manager import SessionManager
+
+        self.sessions = SessionManager(db)
+
     def start(self) -> None:
         self.worker.start()
         self.deliverer.start()
+        self.sessions.start()
         log.info("workers and webhook deliverer started")
 
     def stop(self) -> None:
+        self.sessions.stop()  # unbinds; what was not answered is queued again
         self.deliverer.stop()
         self.worker.stop()

@@ -21,6 +21,7 @@ from tests.notify.conftest import DELIVERED
 SANDBOX_SENDERS = {"sms": ["SANDBOX"], "viber": ["SANDBOX"], "vk": ["1"], "telegram": []}
 FIELDS = {
     "id",
+    "session",
     "channel",
     "provider",
     "name",

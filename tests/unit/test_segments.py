@@ -174,3 +174,10 @@ def test_parts_join_back_to_text(text: str, udh_bytes: int) -> None:
     assert "".join(seg.parts) == text
     assert sum(part_units(seg)) == seg.units
     assert all(p for p in seg.parts) or text == ""
+
+
+@pytest.mark.parametrize("text", ["Hello @ £ 123", "€ [x] ~ ^ {y} \\ |", "ÄÖÜ äöü ñ", ""])
+def test_decode_gsm7_reverses_encode(text: str) -> None:
+    from omnirelay.messaging.segments import decode_gsm7
+
+    assert decode_gsm7(encode_gsm7(text)) == text

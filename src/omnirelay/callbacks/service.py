@@ -83,10 +83,21 @@ def _zone(name: str) -> ZoneInfo:
 
 
 PROFILE_FIELDS = (
-    "name", "status", "sms", "questions", "scheduling", "timezone", "offer_interval",
-    "max_scheduled", "max_options", "daily_overflow", "entries", "retry_attempts",
-    "retry_interval", "telephony",
-)  # fmt: skip
+    "name",
+    "status",
+    "sms",
+    "questions",
+    "scheduling",
+    "timezone",
+    "offer_interval",
+    "max_scheduled",
+    "max_options",
+    "daily_overflow",
+    "entries",
+    "retry_attempts",
+    "retry_interval",
+    "telephony",
+)
 
 
 def _apply_profile(row: Profile, values: dict[str, Any]) -> None:

@@ -95,3 +95,4 @@ def providers() -> list[str]:
 
 def _load() -> None:
     from omnirelay.channels import sandbox  # noqa: F401  (registers itself)
+    from omnirelay.channels.smpp import adapter  # noqa: F401

@@ -36,3 +36,28 @@ class ChannelConnection(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ConnectionLease(Base):
+    """Which process runs a connection's long-lived session (SMPP): one owner at a time,
+    across every process on PostgreSQL; a lapsed lease is taken over."""
+
+    __tablename__ = "connection_leases"
+
+    connection_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConnectionStatus(Base):
+    """What the session owner last reported: shown in /api/connections/{id}."""
+
+    __tablename__ = "connection_status"
+
+    connection_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    state: Mapped[str] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    in_flight: Mapped[int] = mapped_column(default=0)
+    sent_per_second: Mapped[float] = mapped_column(default=0.0)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from omnirelay.connections.models import ChannelConnection
+from omnirelay.connections.models import ChannelConnection, ConnectionStatus
 
 
 def add(session: Session, row: ChannelConnection) -> ChannelConnection:
@@ -38,3 +38,7 @@ def list_for(
 def by_id_any(session: Session, connection_id: int) -> ChannelConnection | None:
     """For workers, which act on rows already checked against their organization."""
     return session.get(ChannelConnection, connection_id)
+
+
+def status(session: Session, connection_id: int) -> ConnectionStatus | None:
+    return session.get(ConnectionStatus, connection_id)

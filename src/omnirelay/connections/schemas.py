@@ -45,6 +45,20 @@ class ConnectionOut(BaseModel):
     templates_only: bool
     created_at: datetime
     updated_at: datetime
+    session: SessionStatus | None = None
+
+
+class SessionStatus(BaseModel):
+    """A long-lived session's state (SMPP), as its owner last reported it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    state: str
+    last_error: str | None
+    in_flight: int
+    sent_per_second: float
+    owner: str | None
+    updated_at: datetime
 
 
 class ConnectionList(BaseModel):

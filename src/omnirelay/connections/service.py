@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from omnirelay.channels.base import get_adapter
 from omnirelay.connections import repository as repo
-from omnirelay.connections.models import CHANNELS, ChannelConnection
+from omnirelay.connections.models import CHANNELS, ChannelConnection, ConnectionStatus
 from omnirelay.db import utcnow
 from omnirelay.errors import InvalidInput, NotFound
 
@@ -134,3 +134,7 @@ def provision_sandbox(session: Session, organization_id: str) -> list[ChannelCon
         )
         for channel in CHANNELS
     ]
+
+
+def session_status(session: Session, connection_id: int) -> ConnectionStatus | None:
+    return repo.status(session, connection_id)

@@ -96,3 +96,38 @@ class NotifySettings(Base):
     daylight_end: Mapped[str] = mapped_column(String(5), default="20:00")
     # sendSimple's route: [{channel, sender?, ttl?}, ...]
     default_route: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class ProviderPart(Base):
+    """One part of a multi-part message as the provider knows it (an SMPP submit_sm of a
+    concatenated SMS has its own SMSC id): the attempt is delivered when all its parts are."""
+
+    __tablename__ = "provider_parts"
+    __table_args__ = (UniqueConstraint("connection_id", "provider_message_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int] = mapped_column(
+        ForeignKey("message_attempts.id", ondelete="CASCADE"), index=True
+    )
+    connection_id: Mapped[int] = mapped_column(BigInteger)
+    provider_message_id: Mapped[str] = mapped_column(String(100))
+    part: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="sent")
+
+
+class InboundMessage(Base):
+    """A message from an end user (SMS MO, a reply); linked to the message it answers."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    connection_id: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(32))
+    phone: Mapped[str] = mapped_column(String(20))
+    to: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

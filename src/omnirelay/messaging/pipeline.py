@@ -39,7 +39,8 @@ EVENT = "messages.provider_event"
 TTL = "messages.ttl"
 FAILED = ("undelivered", "expired", "rejected", "error", "deleted")
 FINAL = ("delivered", "read", *FAILED)
-RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3}
+RANK = {"accepted": 0, "queued": 0, "submitting": 0, "sent": 1, "delivered": 2, "read": 3}
+WAITING = ("queued", "submitting", "sent")  # the ttl watch expires these
 MAX_SEND_TRIES = 5  # retriable provider errors before the step is given up
 EARLY_EVENT_TRIES = 20  # a report that arrives before its attempt is recorded waits
 
@@ -92,6 +93,12 @@ def dispatch(session: Session, message_id: str, step_index: int, try_number: int
         return
     if step_index == 0:
         attempt.price = message.price  # debited when the message was accepted
+    if getattr(adapter, "session_based", False):
+        # A long-lived session (SMPP) sends it: queue the attempt for the session owner.
+        from omnirelay.messaging import sessions
+
+        sessions.queue_attempt(session, message, attempt, now)
+        return
     settings = dict(connection.settings)
     override = get_settings().sandbox_report_delay
     if connection.provider == "sandbox" and override is not None:
@@ -151,8 +158,13 @@ def _sent(
         organization_id=message.organization_id,
     )
     for event in result.events:
-        enqueue_event(session, message.organization_id, attempt.connection_id,
-                      result.provider_message_id, event)  # fmt: skip
+        enqueue_event(
+            session,
+            message.organization_id,
+            attempt.connection_id,
+            result.provider_message_id,
+            event,
+        )
 
 
 def enqueue_event(
@@ -184,9 +196,12 @@ def enqueue_event(
 
 
 def apply_event(session: Session, payload: dict[str, Any], tries: int) -> None:
-    attempt = repo.attempt_by_provider_id(
-        session, int(payload["connection_id"]), str(payload["provider_message_id"])
-    )
+    connection_id, provider_id = int(payload["connection_id"]), str(payload["provider_message_id"])
+    attempt = repo.attempt_by_provider_id(session, connection_id, provider_id)
+    part = None
+    if attempt is None:
+        part = repo.part_by_provider_id(session, connection_id, provider_id)
+        attempt = repo.get_attempt(session, part.attempt_id) if part is not None else None
     if attempt is None:
         if tries < EARLY_EVENT_TRIES:
             raise Retry(min(60.0, 0.5 * tries), "report before its attempt was recorded")
@@ -199,6 +214,10 @@ def apply_event(session: Session, payload: dict[str, Any], tries: int) -> None:
         _reply(session, message, str(payload.get("text") or ""))
         return
     status = str(payload["status"])
+    # A concatenated SMS is delivered when every part is.
+    multipart = attempt.parts > 1 and status == "delivered"
+    if multipart and not repo.mark_part_delivered(session, attempt.id, connection_id, provider_id):
+        return
     # Statuses only move forward: nothing after a failure, no failure after delivery,
     # and a late or repeated report changes nothing.
     if attempt.status in FAILED or rank(status) <= rank(attempt.status):
@@ -227,7 +246,7 @@ def expire(session: Session, attempt_id: int) -> None:
     message = repo.lock(session, attempt.message_id)
     assert message is not None
     session.refresh(attempt)  # as of the lock
-    if attempt.status != "sent":
+    if attempt.status not in WAITING:
         return  # a final report came in time
     _finish_attempt(session, message, attempt, "expired", None, "Possible delivery time is up")
 

@@ -8,7 +8,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from omnirelay.messaging.models import Message, MessageAttempt, NotifySettings
+from omnirelay.messaging.models import (
+    InboundMessage,
+    Message,
+    MessageAttempt,
+    NotifySettings,
+    ProviderPart,
+)
 
 
 def add(session: Session, row: Message) -> None:
@@ -120,3 +126,93 @@ def get_settings(session: Session, organization_id: str) -> NotifySettings | Non
 def add_settings(session: Session, row: NotifySettings) -> None:
     session.add(row)
     session.flush()
+
+
+def part_by_provider_id(
+    session: Session, connection_id: int, provider_message_id: str
+) -> ProviderPart | None:
+    return session.scalars(
+        select(ProviderPart).where(
+            ProviderPart.connection_id == connection_id,
+            ProviderPart.provider_message_id == provider_message_id,
+        )
+    ).first()
+
+
+def parts_of(session: Session, attempt_id: int) -> Sequence[ProviderPart]:
+    return session.scalars(
+        select(ProviderPart)
+        .where(ProviderPart.attempt_id == attempt_id)
+        .order_by(ProviderPart.part)
+    ).all()
+
+
+def mark_part_delivered(
+    session: Session, attempt_id: int, connection_id: int, provider_message_id: str
+) -> bool:
+    """Mark one part delivered; True when every part of the attempt now is."""
+    parts = parts_of(session, attempt_id)
+    if not parts:
+        return True  # the provider reports the message as a whole
+    for p in parts:
+        if p.connection_id == connection_id and p.provider_message_id == provider_message_id:
+            p.status = "delivered"
+    session.flush()
+    attempt = session.get(MessageAttempt, attempt_id)
+    expected = attempt.parts if attempt is not None else len(parts)
+    return len(parts) >= expected and all(p.status == "delivered" for p in parts)
+
+
+def add_parts(session: Session, rows: Sequence[ProviderPart]) -> None:
+    session.add_all(rows)
+    session.flush()
+
+
+def add_inbound(session: Session, row: InboundMessage) -> None:
+    session.add(row)
+    session.flush()
+
+
+def last_message_to(
+    session: Session, organization_id: str, connection_id: int, phone: str
+) -> MessageAttempt | None:
+    """The latest attempt sent to ``phone`` through a connection: what an MO answers."""
+    return session.scalars(
+        select(MessageAttempt)
+        .join(Message, Message.id == MessageAttempt.message_id)
+        .where(
+            MessageAttempt.organization_id == organization_id,
+            MessageAttempt.connection_id == connection_id,
+            Message.phone == phone,
+        )
+        .order_by(MessageAttempt.id.desc())
+        .limit(1)
+    ).first()
+
+
+def claim_queued(session: Session, connection_id: int, limit: int) -> Sequence[MessageAttempt]:
+    """Queued attempts of a session-based connection, marked ``submitting``, oldest first."""
+    rows = session.scalars(
+        select(MessageAttempt)
+        .where(MessageAttempt.connection_id == connection_id, MessageAttempt.status == "queued")
+        .order_by(MessageAttempt.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        row.status = "submitting"
+    session.flush()
+    return rows
+
+
+def requeue_submitting(session: Session, connection_id: int) -> int:
+    """A new session owner sends again what its predecessor had in flight."""
+    rows = session.scalars(
+        select(MessageAttempt).where(
+            MessageAttempt.connection_id == connection_id, MessageAttempt.status == "submitting"
+        )
+    ).all()
+    for row in rows:
+        row.status = "queued"
+    session.flush()
+    return len(rows)

@@ -129,3 +129,22 @@ def encode_gsm7(text: str) -> bytes:
         else:
             raise ValueError(f"character {ch!r} at index {i} is not in the GSM 03.38 alphabet")
     return bytes(out)
+
+
+_BASIC_BY_CODE = {code: ch for ch, code in _BASIC.items()}
+_EXTENSION_BY_CODE = {code: ch for ch, code in _EXTENSION.items()}
+
+
+def decode_gsm7(data: bytes) -> str:
+    """Unpacked GSM-7 (one septet per byte) back to text; unknown codes become '?'."""
+    out: list[str] = []
+    escape = False
+    for byte in data:
+        if escape:
+            out.append(_EXTENSION_BY_CODE.get(byte, "?"))
+            escape = False
+        elif byte == _ESC:
+            escape = True
+        else:
+            out.append(_BASIC_BY_CODE.get(byte & 0x7F, "?"))
+    return "".join(out)

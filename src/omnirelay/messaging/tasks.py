@@ -22,3 +22,14 @@ def provider_event(session: Session, job: JobContext) -> None:
 @tasks.task(pipeline.TTL)
 def ttl(session: Session, job: JobContext) -> None:
     pipeline.expire(session, int(job.payload["attempt_id"]))
+
+
+@tasks.task("messages.inbound")
+def inbound(session: Session, job: JobContext) -> None:
+    from omnirelay.messaging import sessions
+
+    p = job.payload
+    assert job.organization_id is not None
+    sessions.inbound(
+        session, job.organization_id, int(p["connection_id"]), p["phone"], p["to"], p["text"]
+    )

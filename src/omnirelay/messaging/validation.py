@@ -169,8 +169,12 @@ def _viber(step: dict[str, Any], draft_step: StepDraft, prefix: str = "") -> Non
         draft_step.image = image
     # Viber business messages: text, image, text + button, or text + image + button.
     combo = (bool(text), bool(image), bool(action))
-    if combo not in {(True, False, False), (False, True, False), (True, False, True),
-                     (True, True, True)}:  # fmt: skip
+    if combo not in {
+        (True, False, False),
+        (False, True, False),
+        (True, False, True),
+        (True, True, True),
+    }:
         raise e.SendError(1035, "Incorrect content combination", field=prefix + "text")
 
 

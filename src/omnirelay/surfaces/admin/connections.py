@@ -11,6 +11,7 @@ from omnirelay.connections.schemas import (
     ConnectionList,
     ConnectionOut,
     ConnectionUpdate,
+    SessionStatus,
     masked,
 )
 from omnirelay.surfaces.admin.deps import Caller, Ctx
@@ -42,8 +43,13 @@ def list_(ctx: Ctx, caller: Caller, channel: str | None = None) -> ConnectionLis
 
 @router.get("/{connection_id}", response_model=ConnectionOut)
 def get(ctx: Ctx, caller: Caller, connection_id: int) -> ConnectionOut:
+    """One connection; for SMPP also `session`: state (bound, down, connecting, ...),
+    last error, submit_sm in flight, submits per second."""
     with ctx.db.transaction() as session:
-        return _out(service.get(session, caller.organization_id, connection_id))
+        out = _out(service.get(session, caller.organization_id, connection_id))
+        status = service.session_status(session, connection_id)
+        out.session = SessionStatus.model_validate(status) if status else None
+        return out
 
 
 @router.patch("/{connection_id}", response_model=ConnectionOut)

@@ -1,0 +1,122 @@
+"""The pipeline's side of session-based providers (SMPP): an attempt is queued for the
+connection's session owner, which reports back what the provider answered."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from omnirelay import wakeup
+from omnirelay.db import utcnow
+from omnirelay.messaging import pipeline
+from omnirelay.messaging import repository as repo
+from omnirelay.messaging.models import InboundMessage, Message, MessageAttempt, ProviderPart
+from omnirelay.queue import enqueue
+
+NOTIFY_CHANNEL = "omnirelay_sessions"
+INBOUND = "messages.inbound"
+
+
+def queue_attempt(
+    session: Session, message: Message, attempt: MessageAttempt, now: datetime
+) -> None:
+    attempt.status = "queued"
+    attempt.expires_at = now + timedelta(seconds=int(message.route[attempt.step]["ttl"]))
+    repo.add_attempt(session, attempt)
+    message.channel = attempt.channel
+    message.updated_at = now
+    # The ttl runs from now: a session that cannot send (SMSC down) does not hold the
+    # message forever; the next step takes over.
+    enqueue(
+        session,
+        pipeline.TTL,
+        {"attempt_id": attempt.id},
+        run_at=attempt.expires_at,
+        organization_id=message.organization_id,
+    )
+    wakeup.notify(session, NOTIFY_CHANNEL)
+
+
+def submission_data(
+    session: Session, attempts: Sequence[MessageAttempt]
+) -> list[tuple[MessageAttempt, dict[str, Any], list[int]]]:
+    """For each claimed attempt: its route step and the parts already sent (with ids)."""
+    out = []
+    for attempt in attempts:
+        message = repo.get(session, attempt.message_id)
+        if message is None:
+            continue
+        done = [p.part for p in repo.parts_of(session, attempt.id)]
+        out.append((attempt, message.route[attempt.step], done))
+    return out
+
+
+def record_parts(session: Session, rows: Sequence[ProviderPart]) -> None:
+    repo.add_parts(session, rows)
+
+
+def mark_sent(session: Session, attempt_id: int, provider_message_id: str) -> None:
+    attempt = repo.get_attempt(session, attempt_id)
+    if attempt is None:
+        return
+    message = repo.lock(session, attempt.message_id)
+    assert message is not None
+    session.refresh(attempt)
+    if attempt.status not in ("queued", "submitting"):
+        return  # expired meanwhile, or already answered
+    now = utcnow()
+    attempt.status, attempt.status_at = "sent", now
+    attempt.provider_message_id = provider_message_id
+    if message.step == attempt.step and message.final_at is None:
+        message.status = "sent"
+        message.updated_at = now
+        pipeline._report(session, message, attempt, "sent")
+
+
+def mark_failed(session: Session, attempt_id: int, status: str, code: int, error: str) -> None:
+    attempt = repo.get_attempt(session, attempt_id)
+    if attempt is None:
+        return
+    message = repo.lock(session, attempt.message_id)
+    assert message is not None
+    session.refresh(attempt)
+    if attempt.status not in ("queued", "submitting", "sent"):
+        return
+    pipeline._finish_attempt(session, message, attempt, status, code, error)
+
+
+def inbound(
+    session: Session, organization_id: str, connection_id: int, phone: str, to: str, text: str
+) -> InboundMessage:
+    """An end user's message: a reply to the latest message sent to them through this
+    connection (to its ``reply`` URL), kept either way."""
+    attempt = repo.last_message_to(session, organization_id, connection_id, phone)
+    row = InboundMessage(
+        organization_id=organization_id,
+        connection_id=connection_id,
+        channel="sms",
+        phone=phone,
+        to=to,
+        text=text,
+        message_id=attempt.message_id if attempt else None,
+    )
+    repo.add_inbound(session, row)
+    if attempt is not None:
+        message = repo.get(session, attempt.message_id)
+        if message is not None:
+            pipeline._reply(session, message, text)
+    return row
+
+
+def enqueue_inbound(
+    session: Session, organization_id: str, connection_id: int, phone: str, to: str, text: str
+) -> None:
+    enqueue(
+        session,
+        INBOUND,
+        {"connection_id": connection_id, "phone": phone, "to": to, "text": text},
+        organization_id=organization_id,
+    )

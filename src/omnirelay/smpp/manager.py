@@ -1,0 +1,102 @@
+"""Runs the SMPP connections this process owns. Every process with workers has one; on
+PostgreSQL a lease decides which process runs each connection, and a process that dies is
+replaced when its lease lapses."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+
+from omnirelay.channels.smpp.config import SmppConfig
+from omnirelay.db import Database, utcnow
+from omnirelay.messaging.sessions import NOTIFY_CHANNEL
+from omnirelay.smpp import repository as repo
+from omnirelay.smpp.runner import ConnectionRunner
+from omnirelay.wakeup import Listener
+
+log = logging.getLogger(__name__)
+LEASE = 30.0  # seconds
+REFRESH = 5.0  # seconds between lease renewals and looks for new connections
+
+
+class SessionManager:
+    def __init__(self, db: Database, *, owner: str | None = None) -> None:
+        self.db = db
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.runners: dict[int, ConnectionRunner] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
+
+    def start(self) -> SessionManager:
+        self._listener = Listener(self.db, NOTIFY_CHANNEL, self._wake.set).start()
+        self._thread = threading.Thread(target=self._loop, name="smpp-manager", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        if self._listener is not None:
+            self._listener.stop()
+
+    def _loop(self) -> None:
+        next_refresh = 0.0
+        while not self._stop.is_set():
+            if time.monotonic() >= next_refresh:
+                try:
+                    self.refresh()
+                except Exception:
+                    log.exception("refreshing SMPP connections failed")
+                next_refresh = time.monotonic() + REFRESH
+            busy = False
+            for runner in list(self.runners.values()):
+                try:
+                    runner.step()
+                    busy = busy or runner.busy or runner.sessions[0].backlog > 0
+                except Exception:
+                    log.exception("SMPP connection %s: step failed", runner.connection_id)
+            self._wake.wait(0.02 if busy else 0.5)
+            self._wake.clear()
+        for connection_id in list(self.runners):
+            self._drop(connection_id)
+
+    def refresh(self) -> None:
+        """Take the leases this process can, renew its own, start and stop runners."""
+        now = utcnow()
+        wanted: dict[int, tuple[str, SmppConfig]] = {}
+        with self.db.transaction() as session:
+            for row in repo.session_connections(session, "smpp"):
+                try:
+                    config = SmppConfig.from_settings(row.settings)
+                except ValueError as exc:
+                    log.warning("SMPP connection %s: bad settings: %s", row.id, exc)
+                    continue
+                if repo.acquire(session, row.id, self.owner, now + timedelta(seconds=LEASE), now):
+                    wanted[row.id] = (row.organization_id, config)
+        for connection_id in list(self.runners):
+            runner = self.runners[connection_id]
+            if connection_id not in wanted or wanted[connection_id][1] != runner.config:
+                self._drop(connection_id)
+        for connection_id, (organization_id, config) in wanted.items():
+            if connection_id not in self.runners:
+                runner = ConnectionRunner(
+                    self.db, connection_id, organization_id, config, self.owner
+                )
+                runner.start()
+                self.runners[connection_id] = runner
+
+    def _drop(self, connection_id: int) -> None:
+        runner = self.runners.pop(connection_id)
+        try:
+            runner.stop()
+        finally:
+            with self.db.transaction() as session:
+                repo.release(session, connection_id, self.owner)
