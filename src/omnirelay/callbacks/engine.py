@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -54,19 +54,24 @@ def set_status(session: Session, call: Call, status: str, details: str | None = 
         call.organization_id,
         "callback.status",
         {"sid": call.sid, "status": status, "option_sid": call.option_sid, "details": details},
+        ordering_key=call.sid,  # the statuses of one call-back arrive in order
     )
 
 
-def schedule_assign(session: Session, call_or_option: Call | Option) -> None:
+def schedule_assign(
+    session: Session, call_or_option: Call | Option, at: datetime | None = None
+) -> None:
     option_sid = (
         call_or_option.option_sid if isinstance(call_or_option, Call) else call_or_option.sid
     )
-    # One pending assignment per option is enough: it serves the whole queue.
+    # No dedupe key: a running assignment may already have read the queue, so a change
+    # made now needs an assignment of its own. Assignments of one option serialise on
+    # the agents' row locks and are cheap when there is nothing to do.
     enqueue(
         session,
         ASSIGN,
         {"option_sid": option_sid},
-        dedupe_key=f"cb-assign:{option_sid}",
+        run_at=at,
         organization_id=call_or_option.organization_id,
     )
 
@@ -107,6 +112,9 @@ def assign(session: Session, option_sid: str) -> None:
             break
         if call.agent_sid is None:
             _bridge(session, call, free.pop(0))
+    for call in repo.calls_in(session, option_sid, ("calling",), lock=True):
+        if free and call.agent_sid is None:
+            _reserve(free.pop(0), call)  # dialled ahead: this agent takes it when answered
     queued = list(repo.calls_in(session, option_sid, ("queued",), lock=True))
     while queued and free:
         _dial(session, queued.pop(0), free.pop(0))
@@ -126,6 +134,18 @@ def assign(session: Session, option_sid: str) -> None:
         if not queued:
             break
         _dial(session, queued.pop(0), None)
+    if queued:
+        # Look again when the next busy agent is predicted to be about free.
+        ends = [
+            a.busy_since + timedelta(seconds=handle - LEAD)
+            for a in agents
+            if a.state == "busy"
+            and a.busy_since
+            and a.busy_since + timedelta(seconds=handle) > soon
+        ]
+        option = repo.get(session, Option, queued[0].organization_id, option_sid)
+        if ends and option is not None:
+            schedule_assign(session, option, at=min(ends))
 
 
 def _reserve(agent: Agent, call: Call) -> None:

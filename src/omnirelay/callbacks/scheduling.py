@@ -50,6 +50,12 @@ def validate_entries(entries: list[dict[str, Any]]) -> None:
             raise ValueError(f"entries[{i}].status is active or inactive")
 
 
+def within_days(tz: ZoneInfo, now: datetime, at: datetime, max_days: int) -> bool:
+    """``max_scheduled`` counts calendar days in the profile's zone: today and the next
+    ``max_days`` days, whole (the days whose slots are offered)."""
+    return (at.astimezone(tz).date() - now.astimezone(tz).date()).days <= max_days
+
+
 def slots(
     entries: list[dict[str, Any]],
     tz: ZoneInfo,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -324,7 +324,7 @@ def start(
         start_at = parse_local(req.start_date, tz)
         if start_at <= now:
             raise CallbackError("fc_start_date is in the past.", "fc_start_date")
-        if start_at > now + timedelta(days=prof.max_scheduled):
+        if not scheduling.within_days(tz, now, start_at, prof.max_scheduled):
             raise CallbackError(
                 f"fc_start_date is more than {prof.max_scheduled} days ahead.", "fc_start_date"
             )

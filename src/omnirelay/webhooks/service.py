@@ -85,7 +85,12 @@ def emit(
 
 
 def emit_callback(
-    session: Session, organization_id: str, event_type: str, data: dict[str, Any]
+    session: Session,
+    organization_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    ordering_key: str | None = None,
 ) -> WebhookEvent | None:
     """Seed 004's callback server: ``{name, data, secret}`` to the organization's URL."""
     row = repo.get_settings(session, organization_id)
@@ -94,7 +99,9 @@ def emit_callback(
     body: dict[str, Any] = {"name": event_type, "data": data}
     if row.callback_secret is not None:
         body["secret"] = row.callback_secret
-    return emit(session, organization_id, row.callback_url, event_type, body)
+    return emit(
+        session, organization_id, row.callback_url, event_type, body, ordering_key=ordering_key
+    )
 
 
 def _wake(session: Session) -> None:
