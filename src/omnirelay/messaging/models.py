@@ -59,8 +59,9 @@ class MessageAttempt(Base):
 
     __tablename__ = "message_attempts"
     __table_args__ = (
-        # Provider events are matched (and deduplicated) by the provider's id.
-        UniqueConstraint("connection_id", "provider_message_id"),
+        # Provider events are matched by the provider's id. Not unique: SMSCs reuse ids
+        # (after a restart, or when a counter wraps); the newest attempt wins.
+        Index("ix_message_attempts_provider", "connection_id", "provider_message_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -103,7 +104,7 @@ class ProviderPart(Base):
     concatenated SMS has its own SMSC id): the attempt is delivered when all its parts are."""
 
     __tablename__ = "provider_parts"
-    __table_args__ = (UniqueConstraint("connection_id", "provider_message_id"),)
+    __table_args__ = (Index("ix_provider_parts_provider", "connection_id", "provider_message_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     attempt_id: Mapped[int] = mapped_column(

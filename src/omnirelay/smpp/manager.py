@@ -24,8 +24,9 @@ REFRESH = 5.0  # seconds between lease renewals and looks for new connections
 
 
 class SessionManager:
-    def __init__(self, db: Database, *, owner: str | None = None) -> None:
+    def __init__(self, db: Database, *, owner: str | None = None, refresh: float = REFRESH) -> None:
         self.db = db
+        self.refresh_every = refresh
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.runners: dict[int, ConnectionRunner] = {}
         self._wake = threading.Event()
@@ -55,7 +56,7 @@ class SessionManager:
                     self.refresh()
                 except Exception:
                     log.exception("refreshing SMPP connections failed")
-                next_refresh = time.monotonic() + REFRESH
+                next_refresh = time.monotonic() + self.refresh_every
             busy = False
             for runner in list(self.runners.values()):
                 try:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from omnirelay.channels.base import ProviderEvent
 from omnirelay.channels.smpp import receipts
@@ -162,12 +163,40 @@ class ConnectionRunner:
             received, self._received = self._received, []
         if not (submitted or refused or received):
             return
+        try:
+            self._commit(submitted, refused, received)
+        except Exception:
+            # One bad item must not take the batch with it: apply them one by one.
+            log.exception("connection %s: batch failed; applying one by one", self.connection_id)
+            for item in submitted:
+                self._try(self._commit, [item], [], [])
+            for ref in refused:
+                self._try(self._commit, [], [ref], [])
+            for rec in received:
+                self._try(self._commit, [], [], [rec])
+
+    def _try(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            # A receipt not acknowledged is sent again by the SMSC; an answer lost here
+            # leaves the attempt to its ttl (and to a new owner, which sends it again).
+            log.exception("connection %s: dropped one SMPP result", self.connection_id)
+
+    def _commit(
+        self,
+        submitted: list[tuple[Submission, str]],
+        refused: list[tuple[Submission, int, str]],
+        received: list[tuple[Inbound, Callable[[], None]]],
+    ) -> None:
+        complete: list[tuple[int, str]] = []
         with self.db.transaction() as session:
             rows: list[ProviderPart] = []
-            complete: list[tuple[int, str]] = []
+            got: dict[int, dict[int, str]] = {}
             for sub, message_id in submitted:
                 pending = self._pending.setdefault(sub.key, _Pending(1))
-                pending.ids[sub.part_no] = message_id
+                ids = got.setdefault(sub.key, dict(pending.ids))
+                ids[sub.part_no] = message_id
                 if pending.expected > 1:
                     rows.append(
                         ProviderPart(
@@ -177,19 +206,25 @@ class ConnectionRunner:
                             part=sub.part_no,
                         )
                     )
-                if len(pending.ids) >= pending.expected:
-                    complete.append((sub.key, pending.ids.get(1) or message_id))
-                    self._pending.pop(sub.key, None)
+                if len(ids) >= pending.expected:
+                    complete.append((sub.key, ids.get(1) or message_id))
             if rows:
                 sessions.record_parts(session, rows)
             for attempt_id, first_id in complete:
                 sessions.mark_sent(session, attempt_id, first_id)
             for sub, status, reason in refused:
-                self._pending.pop(sub.key, None)
                 final, code = REFUSALS.get(status, ("rejected", 1000))
                 sessions.mark_failed(session, sub.key, final, code, f"SMSC: {reason}")
             for inbound, _ in received:
                 self._apply(session, inbound)
+        # Committed: now the in-memory state may follow, and the receipts be acknowledged.
+        for key, ids in got.items():
+            if key in self._pending:
+                self._pending[key].ids = ids
+        for key, _ in complete:
+            self._pending.pop(key, None)
+        for sub, _, _ in refused:
+            self._pending.pop(sub.key, None)
         for _, ack in received:
             ack()  # only now, after the commit: a report is never lost
 

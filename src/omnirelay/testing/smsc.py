@@ -25,6 +25,7 @@ class Received:
     short_message: bytes
     tlvs: dict[int, bytes]
     message_id: str
+    session_id: str
 
 
 def free_port() -> int:
@@ -79,6 +80,7 @@ class Smsc:
             bytes(ev.short_message),
             {t.tag: bytes(t.value) for t in ev.tlvs},
             message_id,
+            ev.session_id,
         )
         status = self.on_submit(rec) if self.on_submit else None
         if status:
@@ -107,6 +109,10 @@ class Smsc:
             short_message=text.encode(),
         )
 
+    def receipt(self, rec: Received) -> None:
+        """Send the delivery receipt of ``rec`` now (when ``receipts`` is off)."""
+        asyncio.run_coroutine_threadsafe(self._receipt(rec.session_id, rec), self._loop).result(10)
+
     def mo(self, source: str, destination: str, text: str) -> None:
         """An end user's message to the first bound ESME."""
 
@@ -126,6 +132,11 @@ class Smsc:
         async def shut() -> None:
             if self._main is not None:
                 self._main.cancel()
+            for esme in list(self._sessions.values()):
+                try:  # end the sessions too: a stopped server answers nothing any more
+                    await asyncio.wait_for(esme.unbind(), 2)
+                except Exception:
+                    pass
             await self._server.stop()
 
         try:

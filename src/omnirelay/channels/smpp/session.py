@@ -187,10 +187,8 @@ class SmppSession:
     def _close(self) -> None:
         client, self._client = self._client, None
         with self._cond:
-            # Unanswered submissions go back to the front: at least once, never lost.
-            for seq in sorted(self._inflight):
-                sub, _ = self._inflight[seq]
-                sub.tries += 1
+            # Unanswered submissions go back to the front: at least once, never lost. A lost
+            # link is not the message's fault, so it does not count against its tries.
             self._queue.extendleft(reversed([s for s, _ in self._inflight.values()]))
             self._inflight.clear()
         if client is not None:
@@ -277,6 +275,10 @@ class SmppSession:
             self._cond.notify_all()
         for sub in expired:
             self._retry(sub, "no submit_sm_resp in time")
+        if expired and self._link_probe is None:
+            # Silence may mean a dead link: probe it now rather than at the next keep-alive.
+            self._link_probe = now
+            self._send(smpplib.smpp.make_pdu("enquire_link", client=self._client))
         if self._link_probe is not None and now - self._link_probe > self.config.response_timeout:
             raise ConnectionLost("no enquire_link_resp in time")
         if (
