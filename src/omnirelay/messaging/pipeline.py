@@ -167,6 +167,20 @@ def _sent(
         )
 
 
+def event_payload(
+    connection_id: int, provider_message_id: str, event: ProviderEvent
+) -> dict[str, Any]:
+    return {
+        "connection_id": connection_id,
+        "provider_message_id": provider_message_id,
+        "kind": event.kind,
+        "status": event.status,
+        "code": event.code,
+        "error": event.error,
+        "text": event.text,
+    }
+
+
 def enqueue_event(
     session: Session,
     organization_id: str,
@@ -178,15 +192,7 @@ def enqueue_event(
     enqueue(
         session,
         EVENT,
-        {
-            "connection_id": connection_id,
-            "provider_message_id": provider_message_id,
-            "kind": event.kind,
-            "status": event.status,
-            "code": event.code,
-            "error": event.error,
-            "text": event.text,
-        },
+        event_payload(connection_id, provider_message_id, event),
         run_at=utcnow() + timedelta(seconds=event.delay),
         organization_id=organization_id,
     )

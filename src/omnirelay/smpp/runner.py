@@ -237,27 +237,33 @@ class ConnectionRunner:
             receipt = receipts.parse(text, inbound.receipted_message_id, inbound.message_state)
             if receipt is None or receipt.status is None:
                 return
-            provider_id = receipt.message_id
+            provider_id, known = receipt.message_id, False
             for candidate in receipts.candidates(receipt.message_id):
                 found = messages.attempt_by_provider_id(session, self.connection_id, candidate)
                 if found is not None or messages.part_by_provider_id(
                     session, self.connection_id, candidate
                 ):
-                    provider_id = candidate
+                    provider_id, known = candidate, True
                     break
             failed = receipt.status not in ("delivered",)
-            pipeline.enqueue_event(
-                session,
-                self.organization_id,
-                self.connection_id,
-                provider_id,
-                ProviderEvent(
-                    "status",
-                    status=receipt.status,
-                    code=1000 if failed else None,
-                    error=f"SMSC: stat {receipt.stat} err {receipt.error}" if failed else None,
-                ),
+            event = ProviderEvent(
+                "status",
+                status=receipt.status,
+                code=1000 if failed else None,
+                error=f"SMSC: stat {receipt.stat} err {receipt.error}" if failed else None,
             )
+            if known:
+                # Its attempt is recorded: apply it here, in this batch's transaction.
+                pipeline.apply_event(
+                    session,
+                    pipeline.event_payload(self.connection_id, provider_id, event),
+                    tries=1,
+                )
+            else:
+                # Before its submit_sm_resp was recorded: a job that waits for it.
+                pipeline.enqueue_event(
+                    session, self.organization_id, self.connection_id, provider_id, event
+                )
             return
         sessions.enqueue_inbound(
             session,

@@ -6,6 +6,7 @@ a thread. Messages to numbers ending in ``9999`` get an UNDELIV receipt."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import threading
@@ -133,10 +134,9 @@ class Smsc:
             if self._main is not None:
                 self._main.cancel()
             for esme in list(self._sessions.values()):
-                try:  # end the sessions too: a stopped server answers nothing any more
+                # End the sessions too: a stopped server answers nothing any more.
+                with contextlib.suppress(Exception):
                     await asyncio.wait_for(esme.unbind(), 2)
-                except Exception:
-                    pass
             await self._server.stop()
 
         try:
