@@ -89,3 +89,35 @@ def test_window_limits_submits_in_flight(fake, connect, manager, send, pump, sta
     pump(lambda: all(status(i) == "delivered" for i in ids))
     assert fake.max_outstanding == 3  # the window was used, and never exceeded
     assert len(fake.submits) == 12
+
+
+def test_transmitter_receiver_binds_two_sessions(fake, connect, manager, send, pump, status):
+    from omnirelay.testing.fakesmsc import BIND_RX, BIND_TX
+
+    connect(fake.port, bind="transmitter_receiver")
+    mid = send("hi")
+    pump(lambda: status(mid) == "delivered")
+    assert sorted(fake.bind_kinds) == sorted([BIND_TX, BIND_RX])
+
+
+def test_throughput_limit_spaces_submits(fake, connect, manager, send, pump, status):
+    import time
+
+    times: list[float] = []
+    fake.script = lambda sub, n: times.append(time.monotonic()) or Action()
+    connect(fake.port, throughput=20, window=50)
+    ids = [send(f"m{i}") for i in range(10)]
+    pump(lambda: len(fake.submits) == 10)
+    assert times[-1] - times[0] >= 9 / 20 * 0.9  # ten submits at 20/s take ~0.45 s
+    pump(lambda: all(status(i) == "delivered" for i in ids))
+
+
+def test_shutdown_unbinds(fake, connect, db, send, pump, status):
+    from omnirelay.smpp.manager import SessionManager
+
+    manager = SessionManager(db, refresh=0.2).start()
+    connect(fake.port)
+    mid = send("hi")
+    pump(lambda: status(mid) == "delivered")
+    manager.stop()
+    assert fake.unbinds == 1

@@ -48,6 +48,8 @@ class FakeSmsc:
         self.script: Callable[[Submit, int], Action] = lambda sub, n: Action()
         self.submits: list[Submit] = []
         self.binds = 0
+        self.bind_kinds: list[int] = []
+        self.unbinds = 0
         self.outstanding = 0  # submit_sm not answered yet
         self.max_outstanding = 0
         self.receipts = True
@@ -97,6 +99,7 @@ class FakeSmsc:
                 body = self._read(conn, length - 16)
                 if command in (BIND_TRX, BIND_TX, BIND_RX):
                     self.binds += 1
+                    self.bind_kinds.append(command)
                     self._send(conn, _pdu(command | RESP, self.bind_status, seq, b"fake\x00"))
                     if self.bind_status:
                         conn.close()
@@ -104,6 +107,7 @@ class FakeSmsc:
                 elif command == ENQUIRE:
                     self._send(conn, _pdu(ENQUIRE | RESP, 0, seq))
                 elif command == UNBIND:
+                    self.unbinds += 1
                     self._send(conn, _pdu(UNBIND | RESP, 0, seq))
                     conn.close()
                     return

@@ -6,10 +6,7 @@ Revises: 0006
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
-
-import omnirelay.db
 
 revision = "0007"
 down_revision = "0006"
