@@ -93,7 +93,7 @@ def main() -> None:
                 if time.perf_counter() - t0 > 4 * 3600:
                     raise SystemExit("drain did not finish in 4 hours")
             took = time.perf_counter() - t0
-            print("rss samples", [round(s) for s in samples[::max(1, len(samples) // 10)]])
+            print("rss samples", [round(s) for s in samples[:: max(1, len(samples) // 10)]])
             print(f"{'drained to final status':<40} {args.messages / took:>12,.1f} msg/s")
             print(f"{'worker RSS first / peak / last':<40} "
                   f"{samples[0]:,.0f} / {max(samples):,.0f} / {samples[-1]:,.0f} MB")  # fmt: skip

@@ -35,9 +35,11 @@ def create_app(
         runtime = Runtime(ctx.db, settings) if run_workers else None
         if runtime is not None:
             runtime.start()
+        ctx.accepts.start()
         try:
             yield
         finally:
+            ctx.accepts.stop()  # commits what is queued before the database goes
             if runtime is not None:
                 runtime.stop()
 

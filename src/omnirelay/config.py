@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     default_prices: str = "sms=0.05,viber=0.03,vk=0.02,telegram=0.01"  # per message / SMS part
     sandbox_report_delay: float | None = None  # overrides the sandbox's own delays (seconds)
 
+    # Group commit of sendSMS, sendViber, sendVK, sendTelegram, send and sendSimple without
+    # an Idempotency-Key (messaging/batcher.py): concurrent requests share one transaction.
+    # accept_batch_max: most drafts per transaction.
+    # accept_batch_wait_ms: how long the writer waits for more when fewer are queued
+    #   (adds up to this to a request's latency; 0: take what is there).
+    # accept_timeout_seconds: a request waits this long for its commit, then answers 503.
+    accept_batch_max: int = 500
+    accept_batch_wait_ms: float = 1.0
+    accept_timeout_seconds: float = 30.0
+
     log_level: str = "INFO"
 
     @property

@@ -1,13 +1,16 @@
-"""SQL of messages and attempts."""
+"""SQL of messages and attempts, and the accept path's statements (at the end)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from omnirelay.billing.models import Balance, Price
+from omnirelay.connections.models import ChannelConnection
 from omnirelay.messaging.models import (
     InboundMessage,
     Message,
@@ -39,19 +42,6 @@ def lock(session: Session, message_id: str) -> Message | None:
 def get_for(session: Session, organization_id: str, message_id: str) -> Message | None:
     row = session.get(Message, message_id)
     return row if row is not None and row.organization_id == organization_id else None
-
-
-def existing_custom_ids(
-    session: Session, organization_id: str, custom_ids: Sequence[str]
-) -> set[str]:
-    if not custom_ids:
-        return set()
-    found = session.scalars(
-        select(Message.custom_id).where(
-            Message.organization_id == organization_id, Message.custom_id.in_(custom_ids)
-        )
-    )
-    return {c for c in found if c is not None}
 
 
 def list_for(
@@ -112,10 +102,13 @@ def attempt_by_provider_id(
     session: Session, connection_id: int, provider_message_id: str
 ) -> MessageAttempt | None:
     return session.scalars(
-        select(MessageAttempt).where(
+        select(MessageAttempt)
+        .where(
             MessageAttempt.connection_id == connection_id,
             MessageAttempt.provider_message_id == provider_message_id,
         )
+        .order_by(MessageAttempt.id.desc())
+        .limit(1)
     ).first()
 
 
@@ -132,10 +125,13 @@ def part_by_provider_id(
     session: Session, connection_id: int, provider_message_id: str
 ) -> ProviderPart | None:
     return session.scalars(
-        select(ProviderPart).where(
+        select(ProviderPart)
+        .where(
             ProviderPart.connection_id == connection_id,
             ProviderPart.provider_message_id == provider_message_id,
         )
+        .order_by(ProviderPart.id.desc())
+        .limit(1)
     ).first()
 
 
@@ -216,3 +212,96 @@ def requeue_submitting(session: Session, connection_id: int) -> int:
         row.status = "queued"
     session.flush()
     return len(rows)
+
+
+# --- the accept path ----------------------------------------------------------------
+# It runs these once per transaction of up to hundreds of messages, so per-transaction
+# cost is what counts: Core statements built once (SQLAlchemy memoizes their cache key),
+# executed on the session's connection, no ORM objects. Connections, prices and the
+# balance are other domains' tables; only what accepting needs of them is read here.
+
+_tables = Message.metadata.tables
+MESSAGES = _tables[Message.__tablename__]
+_CONNECTIONS = _tables[ChannelConnection.__tablename__]
+_PRICES = _tables[Price.__tablename__]
+_BALANCES = _tables[Balance.__tablename__]
+
+
+class AcceptConnection(NamedTuple):
+    id: int
+    channel: str
+    provider: str
+    senders: list[str]
+    active: bool
+    templates_only: bool
+
+
+_SELECT_CONNECTIONS = (
+    select(
+        _CONNECTIONS.c.id,
+        _CONNECTIONS.c.channel,
+        _CONNECTIONS.c.provider,
+        _CONNECTIONS.c.senders,
+        _CONNECTIONS.c.active,
+        _CONNECTIONS.c.templates_only,
+    )
+    .where(_CONNECTIONS.c.organization_id == bindparam("org"), _CONNECTIONS.c.deleted_at.is_(None))
+    .order_by(_CONNECTIONS.c.id)
+)
+_SELECT_PRICES = select(_PRICES.c.channel, _PRICES.c.amount).where(
+    _PRICES.c.organization_id == bindparam("org")
+)
+_LOCK_BALANCE = (
+    select(_BALANCES.c.amount).where(_BALANCES.c.organization_id == bindparam("org"))
+).with_for_update()
+_DEBIT = (
+    update(_BALANCES)
+    .where(_BALANCES.c.organization_id == bindparam("org"), _BALANCES.c.amount >= bindparam("d"))
+    .values(amount=_BALANCES.c.amount - bindparam("d"), updated_at=bindparam("now"))
+)
+_TAKEN_CUSTOM_IDS = select(MESSAGES.c.custom_id).where(
+    MESSAGES.c.organization_id == bindparam("org"),
+    MESSAGES.c.custom_id.in_(bindparam("ids", expanding=True)),
+)
+_INSERT_MESSAGES = insert(MESSAGES)
+
+
+def connections_for_accept(session: Session, organization_id: str) -> list[AcceptConnection]:
+    """The organization's live connections, in id order (the first active one is the
+    default of a channel)."""
+    rows = session.connection().execute(_SELECT_CONNECTIONS, {"org": organization_id})
+    return [AcceptConnection(*row) for row in rows]
+
+
+def own_prices(session: Session, organization_id: str) -> dict[str, int]:
+    rows = session.connection().execute(_SELECT_PRICES, {"org": organization_id})
+    return {channel: amount for channel, amount in rows}
+
+
+def lock_balance_amount(session: Session, organization_id: str) -> int | None:
+    """The balance, its row locked until the transaction ends (SQLite's write lock
+    already is). A column read, not an ORM object: the identity map would hand back an
+    amount that an earlier debit in the same transaction left stale."""
+    amount = session.connection().execute(_LOCK_BALANCE, {"org": organization_id}).scalar()
+    return None if amount is None else int(amount)
+
+
+def debit(session: Session, organization_id: str, amount: int, now: datetime) -> bool:
+    """Take ``amount`` if the balance covers it (as billing's debit does)."""
+    params = {"org": organization_id, "d": amount, "now": now}
+    return bool(session.connection().execute(_DEBIT, params).rowcount)
+
+
+def existing_custom_ids(
+    session: Session, organization_id: str, custom_ids: Sequence[str]
+) -> set[str]:
+    if not custom_ids:
+        return set()
+    params = {"org": organization_id, "ids": list(custom_ids)}
+    return {c for (c,) in session.connection().execute(_TAKEN_CUSTOM_IDS, params) if c}
+
+
+def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany INSERT (every row with the same keys); none is read back."""
+    if rows:
+        session.connection().execute(_INSERT_MESSAGES, list(rows))

@@ -1,8 +1,14 @@
 """Accepting messages: resolve each step to a connection, price, debit, write the message
-and its dispatch job in the caller's transaction. Nothing is sent from here."""
+and its dispatch job in the caller's transaction. Nothing is sent from here.
+
+One core, :func:`accept_bulk`, serves a single send, sendMixed and the group commit of
+concurrent requests (messaging/batcher.py): per organization it reads connections and
+prices once, locks and debits the balance once, and writes all messages and jobs with
+one INSERT each."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -12,18 +18,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from omnirelay.billing import repository as billing_repo
 from omnirelay.billing import service as billing
-from omnirelay.connections import repository as connections_repo
-from omnirelay.connections.models import ChannelConnection
 from omnirelay.errors import InvalidInput, NotFound
 from omnirelay.messaging import errors as e
 from omnirelay.messaging import repository as repo
 from omnirelay.messaging.models import Message, MessageAttempt, NotifySettings
+from omnirelay.messaging.repository import AcceptConnection
 from omnirelay.messaging.segments import segment
 from omnirelay.messaging.validation import CHANNELS, Draft, StepDraft
 from omnirelay.phones import next_daylight, parse_phone, phone_timezone
-from omnirelay.queue import enqueue
+from omnirelay.queue.service import NewJob, enqueue_many
+from omnirelay.templates import repository as templates_repo
 from omnirelay.templates import service as templates
 
 DISPATCH = "messages.dispatch"
@@ -91,14 +96,14 @@ class Resolved:
 
 
 class Connections:
-    """The organization's connections by channel, read once per request."""
+    """The organization's connections by channel, read once per transaction."""
 
     def __init__(self, session: Session, organization_id: str) -> None:
-        self.by_channel: dict[str, list[ChannelConnection]] = defaultdict(list)
-        for row in connections_repo.list_for(session, organization_id):
+        self.by_channel: dict[str, list[AcceptConnection]] = defaultdict(list)
+        for row in repo.connections_for_accept(session, organization_id):
             self.by_channel[row.channel].append(row)
 
-    def pick(self, channel: str, sender: str | None, field: str) -> ChannelConnection:
+    def pick(self, channel: str, sender: str | None, field: str) -> AcceptConnection:
         rows = self.by_channel.get(channel, [])
         if not rows:
             raise e.no_settings(channel)
@@ -114,26 +119,51 @@ class Connections:
                 return row
         raise e.bad_sender(field)
 
-    def first_sender(self, channel: str) -> tuple[ChannelConnection, str | None] | None:
+    def first_sender(self, channel: str) -> tuple[AcceptConnection, str | None] | None:
         active = [c for c in self.by_channel.get(channel, []) if c.active]
         if not active:
             return None
         return active[0], (active[0].senders[0] if active[0].senders else None)
 
 
+class OrgView:
+    """What accepting reads of one organization, once per transaction however many
+    messages it accepts: connections and prices; settings and approved templates only
+    when a draft needs them."""
+
+    def __init__(self, session: Session, organization_id: str) -> None:
+        self.session = session
+        self.organization_id = organization_id
+        self.conns = Connections(session, organization_id)
+        self.prices = billing.default_prices() | repo.own_prices(session, organization_id)
+        self._settings: NotifySettings | None = None
+        self._templates: dict[str, list[re.Pattern[str]]] = {}
+
+    @property
+    def settings(self) -> NotifySettings:
+        if self._settings is None:
+            self._settings = settings(self.session, self.organization_id)
+        return self._settings
+
+    def matches_template(self, channel: str, text: str) -> bool:
+        patterns = self._templates.get(channel)
+        if patterns is None:
+            rows = templates_repo.approved_for(self.session, self.organization_id, channel)
+            patterns = self._templates[channel] = [templates.pattern(t.text) for t in rows]
+        return any(p.fullmatch(text) for p in patterns)
+
+
 def _parts(step: StepDraft) -> int:
     return segment(step.text or "").count if step.channel == "sms" else 1
 
 
-def _simple_steps(
-    session: Session, organization_id: str, draft: Draft, conns: Connections
-) -> list[StepDraft]:
+def _simple_steps(view: OrgView, draft: Draft) -> list[StepDraft]:
     base = draft.steps[0]
-    route = settings(session, organization_id).default_route or [{"channel": "sms"}]
+    route = view.settings.default_route or [{"channel": "sms"}]
     steps: list[StepDraft] = []
     for entry in route:
         channel = entry["channel"]
-        found = conns.first_sender(channel)
+        found = view.conns.first_sender(channel)
         if found is None:
             continue
         conn, default_sender = found
@@ -148,24 +178,16 @@ def _simple_steps(
     return steps
 
 
-def resolve(
-    session: Session,
-    organization_id: str,
-    draft: Draft,
-    conns: Connections,
-    prices: dict[str, int],
-) -> Resolved:
-    """The database checks of a draft: connections, senders, templates; and its price."""
-    if draft.simple:
-        draft.steps = _simple_steps(session, organization_id, draft, conns)
+def resolve(view: OrgView, draft: Draft) -> Resolved:
+    """The database checks of a draft: connections, senders, templates; and its price.
+    The draft is left as it is (a batch may be resolved again, item by item)."""
+    drafted = _simple_steps(view, draft) if draft.simple else draft.steps
     steps: list[dict[str, Any]] = []
-    for i, step in enumerate(draft.steps):
+    for i, step in enumerate(drafted):
         prefix = f"route[{i}]." if draft.method in ("send", "sendMixed") else ""
         field = prefix + ("group" if step.channel == "vk" else "sender")
-        conn = conns.pick(step.channel, step.sender, field)
-        if conn.templates_only and not templates.matches(
-            session, organization_id, step.channel, step.text or ""
-        ):
+        conn = view.conns.pick(step.channel, step.sender, field)
+        if conn.templates_only and not view.matches_template(step.channel, step.text or ""):
             raise e.no_template()
         parts = _parts(step)
         steps.append(
@@ -174,83 +196,144 @@ def resolve(
                 "connection_id": conn.id,
                 "provider": conn.provider,
                 "parts": parts,
-                "price": prices.get(step.channel, 0) * parts,
+                "price": view.prices.get(step.channel, 0) * parts,
             }
         )
     return Resolved(draft, steps, steps[0]["price"], steps[0]["parts"])
 
 
-def send_after(
-    session: Session, organization_id: str, draft: Draft, phone: str, now: datetime
-) -> datetime:
-    base = max(draft.delivery_date or now, now)
-    if not draft.daydelivery:
-        return base
-    return daylight(session, organization_id, phone, base)
-
-
 def daylight(session: Session, organization_id: str, phone: str, at: datetime) -> datetime:
     """The first moment at or after ``at`` inside the organization's daylight window in
     the recipient's time zone."""
-    row = settings(session, organization_id)
+    return _daylight(settings(session, organization_id), phone, at)
+
+
+def _daylight(row: NotifySettings, phone: str, at: datetime) -> datetime:
     tz = phone_timezone(parse_phone("+" + phone, None))
     return next_daylight(
         at, tz, _parse_hhmm(row.daylight_start, "start"), _parse_hhmm(row.daylight_end, "end")
     )
 
 
-def _write(session: Session, organization_id: str, resolved: Resolved, now: datetime) -> Message:
+def _row(view: OrgView, resolved: Resolved, now: datetime) -> dict[str, Any]:
+    """The message as an INSERT row; every row has the same keys (one executemany)."""
     draft = resolved.draft
     first = resolved.steps[0]
-    message = Message(
-        id=str(uuid.uuid4()),
-        organization_id=organization_id,
-        custom_id=draft.custom_id,
-        method=draft.method,
-        phone=first["phone"],
-        route=resolved.steps,
-        report_url=draft.report,
-        reply_url=draft.reply,
-        daydelivery=draft.daydelivery,
-        send_after=send_after(session, organization_id, draft, first["phone"], now),
-        status="accepted",
-        step=0,
-        channel=first["channel"],
-        price=resolved.price,
-        parts=resolved.parts,
-        created_at=now,
-        updated_at=now,
-    )
-    repo.add(session, message)
-    enqueue(
-        session,
-        DISPATCH,
-        {"message_id": message.id, "step": 0},
-        run_at=message.send_after,
-        organization_id=organization_id,
-    )
-    return message
-
-
-def accept(session: Session, organization_id: str, draft: Draft, now: datetime) -> Message:
-    """One message. Raises SendError; the caller's transaction then writes nothing."""
-    conns = Connections(session, organization_id)
-    resolved = resolve(
-        session, organization_id, draft, conns, billing.price_list(session, organization_id)
-    )
-    if draft.custom_id and repo.existing_custom_ids(session, organization_id, [draft.custom_id]):
-        raise e.duplicate_custom_id()
-    if not billing.debit(session, organization_id, resolved.price):
-        raise e.no_funds()
-    message = _write(session, organization_id, resolved, now)
-    session.flush()  # the unique custom_id constraint decides between concurrent requests
-    return message
+    send_after = max(draft.delivery_date or now, now)
+    if draft.daydelivery:
+        send_after = _daylight(view.settings, first["phone"], send_after)
+    return {
+        "id": str(uuid.uuid4()),
+        "organization_id": view.organization_id,
+        "custom_id": draft.custom_id,
+        "method": draft.method,
+        "phone": first["phone"],
+        "route": resolved.steps,
+        "report_url": draft.report,
+        "reply_url": draft.reply,
+        "daydelivery": draft.daydelivery,
+        "send_after": send_after,
+        "status": "accepted",
+        "step": 0,
+        "channel": first["channel"],
+        "price": resolved.price,
+        "parts": resolved.parts,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 @dataclass
 class Outcome:
-    message: Message | None = None
+    id: str | None = None  # of the accepted message
     error: e.SendError | None = None
+
+
+Item = tuple[str, "Draft | e.SendError"]  # (organization id, draft or its parse error)
+
+
+def accept_bulk(session: Session, items: Sequence[Item], now: datetime) -> list[Outcome]:
+    """Accept drafts of any organizations in the caller's transaction, one outcome per
+    item in order. Each item stands alone: a refused one writes nothing and does not
+    touch the others; per organization, in order, until its balance runs out.
+
+    Accepting transactions of one organization queue on its balance row, locked before
+    custom_ids are checked; a writer that does not take the lock may still insert a
+    custom_id between check and INSERT: IntegrityError, and the caller decides (roll
+    back; retry items one by one)."""
+    out = [Outcome() for _ in items]
+    by_org: dict[str, list[tuple[int, Draft]]] = defaultdict(list)
+    for i, (organization_id, draft) in enumerate(items):
+        if isinstance(draft, e.SendError):
+            out[i].error = draft
+        else:
+            by_org[organization_id].append((i, draft))
+    rows: list[dict[str, Any]] = []
+    # Balance rows are locked in one order in every transaction: no deadlock between two.
+    for organization_id in sorted(by_org):
+        view = OrgView(session, organization_id)
+        rows += _accept_org(session, view, by_org[organization_id], now, out)
+    if rows:
+        repo.insert_many(session, rows)
+        jobs = [
+            NewJob({"message_id": r["id"], "step": 0}, r["send_after"], r["organization_id"])
+            for r in rows
+        ]
+        enqueue_many(session, DISPATCH, jobs)
+    return out
+
+
+def _accept_org(
+    session: Session,
+    view: OrgView,
+    drafts: list[tuple[int, Draft]],
+    now: datetime,
+    out: list[Outcome],
+) -> list[dict[str, Any]]:
+    resolved: list[tuple[int, Resolved]] = []
+    for i, draft in drafts:
+        try:
+            resolved.append((i, resolve(view, draft)))
+        except e.SendError as exc:
+            out[i].error = exc
+    if not resolved:
+        return []
+    organization_id = view.organization_id
+    # Lock first, then look for taken custom_ids: a concurrent accept of this
+    # organization holds the same lock until it commits, so its custom_ids are seen
+    # (PostgreSQL's READ COMMITTED reads what committed before each statement).
+    available = repo.lock_balance_amount(session, organization_id)
+    if available is None:
+        available = billing.open_account(session, organization_id).amount
+    wanted = [r.draft.custom_id for _, r in resolved if r.draft.custom_id]
+    taken = repo.existing_custom_ids(session, organization_id, wanted)
+    spent = 0
+    rows: list[dict[str, Any]] = []
+    for i, r in resolved:
+        custom_id = r.draft.custom_id
+        if custom_id is not None and custom_id in taken:
+            out[i].error = e.duplicate_custom_id()
+        elif spent + r.price > available:
+            out[i].error = e.no_funds()
+        else:
+            if custom_id is not None:
+                taken.add(custom_id)
+            spent += r.price
+            rows.append(_row(view, r, now))
+            out[i].id = rows[-1]["id"]
+    if spent and not repo.debit(session, organization_id, spent, now):
+        raise e.no_funds()  # only if the lock did not hold; the caller retries one by one
+    return rows
+
+
+def accept(session: Session, organization_id: str, draft: Draft, now: datetime) -> str:
+    """One message in the caller's transaction; its id. Raises SendError (nothing is
+    then written), or IntegrityError when a concurrent request took its custom_id."""
+    outcome = accept_bulk(session, [(organization_id, draft)], now)[0]
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.id is not None
+    return outcome.id
 
 
 def accept_many(
@@ -260,36 +343,7 @@ def accept_many(
     now: datetime,
 ) -> list[Outcome]:
     """sendMixed: each element on its own; in order, until the balance runs out."""
-    conns = Connections(session, organization_id)
-    prices = billing.price_list(session, organization_id)
-    wanted = [d.custom_id for d in drafts if isinstance(d, Draft) and d.custom_id]
-    taken = repo.existing_custom_ids(session, organization_id, wanted)
-    balance = billing.balance(session, organization_id)
-    locked = billing_repo.lock_balance(session, organization_id)
-    available = locked.amount if locked is not None else balance.amount
-    spent = 0
-    out: list[Outcome] = []
-    for draft in drafts:
-        if isinstance(draft, e.SendError):
-            out.append(Outcome(error=draft))
-            continue
-        try:
-            resolved = resolve(session, organization_id, draft, conns, prices)
-            if draft.custom_id in taken:
-                raise e.duplicate_custom_id()
-            if spent + resolved.price > available:
-                raise e.no_funds()
-        except e.SendError as exc:
-            out.append(Outcome(error=exc))
-            continue
-        if draft.custom_id:
-            taken.add(draft.custom_id)
-        spent += resolved.price
-        out.append(Outcome(message=_write(session, organization_id, resolved, now)))
-    if spent and not billing_repo.debit(session, organization_id, spent):
-        raise e.no_funds()  # only if the lock did not hold; the whole request is refused
-    session.flush()
-    return out
+    return accept_bulk(session, [(organization_id, d) for d in drafts], now)
 
 
 # --- lookup -------------------------------------------------------------------------

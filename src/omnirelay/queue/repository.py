@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
+from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -16,12 +17,19 @@ from omnirelay.queue.models import Job
 TODO: ColumnElement[str] = literal_column("'todo'")
 DOING: ColumnElement[str] = literal_column("'doing'")
 NO_SYNC = {"synchronize_session": False}
+JOBS = Job.metadata.tables[Job.__tablename__]  # the Table, for Core statements
 
 
 def insert(session: Session, job: Job) -> Job:
     session.add(job)
     session.flush()
     return job
+
+
+def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany INSERT through Core: no Job objects, no identity map, no flush."""
+    if rows:
+        session.execute(sql_insert(JOBS), list(rows))
 
 
 def active_by_dedupe_key(session: Session, dedupe_key: str) -> Job | None:

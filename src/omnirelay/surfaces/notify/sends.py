@@ -36,13 +36,18 @@ async def _accept_one(
 ) -> JSONResponse:
     body, raw = await read_json(request)
     draft = parse(body, rules(ctx))
+    if key is None:
+        # Group commit with the other requests in flight (messaging/batcher.py).
+        message_id = await ctx.accepts.accept(org_id, draft)
+        return JSONResponse({"result": "success", "id": message_id})
 
     def create(session: Session) -> idempotency.Answer:
+        # The key's row must commit with the message: this request's own transaction.
         try:
-            message = service.accept(session, org_id, draft, utcnow())
+            message_id = service.accept(session, org_id, draft, utcnow())
         except IntegrityError:
             raise e.duplicate_custom_id() from None  # a concurrent request took it
-        return 200, {"result": "success", "id": message.id}
+        return 200, {"result": "success", "id": message_id}
 
     (status, answer), replayed = await run_in_threadpool(
         idempotency.run, ctx.db, org_id, key, request.url.path, raw, create
@@ -125,14 +130,18 @@ async def send_mixed(request: Request, ctx: Ctx, org_id: OrgId, key: Idempotency
         ids: list[str | None] = []
         errors: list[dict[str, Any]] = []
         for i, outcome in enumerate(outcomes):
-            ids.append(outcome.message.id if outcome.message else None)
+            ids.append(outcome.id)
             if outcome.error is not None:
                 detail = render(outcome.error)[1]
                 detail.pop("result")
                 errors.append({"index": i, **detail})
         if not any(ids):
-            return 400, {"result": "error", "desc": "No message was accepted", "id": ids,
-                         "errors": errors}  # fmt: skip
+            return 400, {
+                "result": "error",
+                "desc": "No message was accepted",
+                "id": ids,
+                "errors": errors,
+            }
         answer: dict[str, Any] = {"result": "success", "id": ids}
         if errors:
             answer["errors"] = errors

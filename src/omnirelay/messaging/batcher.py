@@ -1,0 +1,234 @@
+"""Group commit of the accept path: concurrent send requests share one transaction.
+
+A request hands its validated draft to the process's :class:`AcceptBatcher` and waits on
+a future. One writer thread takes whatever is queued (up to ``max_batch`` drafts, waiting
+at most ``wait`` seconds for more when the queue is short) and accepts it all with
+:func:`service.accept_bulk` in ONE transaction: connections, prices and the balance are
+read once per organization, messages and jobs written with one INSERT each, one commit
+(one fsync) for the lot. Each future is resolved only after the commit: an id means the
+message and its job are durable.
+
+Each item's errors stay its own (1015, 1018, ...). When the batch's INSERT hits a
+custom_id that another process committed meanwhile, the batch is rolled back and redone
+item by item, each in its own savepoint, so that exactly the losers get 1018. If the
+transaction fails anyway, every item of the batch gets an error: no future is left
+pending, and the waiting side has a timeout besides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from omnirelay.db import Database, utcnow
+from omnirelay.messaging import errors as e
+from omnirelay.messaging import service
+from omnirelay.messaging.service import Item, Outcome
+from omnirelay.messaging.validation import Draft
+
+log = logging.getLogger(__name__)
+
+
+def failed() -> e.SendError:
+    """The answer of an item whose transaction failed (nothing of it was committed)."""
+    return e.SendError(1001, "Internal error", status=500)
+
+
+def timed_out() -> e.SendError:
+    # The item may still commit after this answer; the client's retry is then a
+    # duplicate, which a custom_id or an Idempotency-Key guards against.
+    return e.SendError(1001, "Internal error: accepting timed out", status=503)
+
+
+def stopped() -> e.SendError:
+    return e.SendError(1001, "Service unavailable: shutting down", status=503)
+
+
+@dataclass(slots=True)
+class _Pending:
+    organization_id: str
+    draft: Draft
+    future: Future[str]
+
+
+class AcceptBatcher:
+    """One per process. Thread-safe; the writer thread starts with the first draft."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 500,
+        wait: float = 0.001,
+        timeout: float = 30.0,
+    ) -> None:
+        self.db = db
+        self.max_batch = max(1, max_batch)
+        self.wait = max(0.0, wait)
+        self.timeout = timeout
+        self.batches = 0  # transactions committed or failed, for tests and diagnostics
+        self.items = 0
+        self._queue: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # --- the requests' side ---------------------------------------------------------
+
+    def submit(self, organization_id: str, draft: Draft) -> Future[str]:
+        """The message id once committed, or the item's SendError."""
+        future: Future[str] = Future()
+        with self._cond:
+            if self._stopping:
+                future.set_exception(stopped())
+                return future
+            if self._thread is None:
+                self._start_locked()
+            self._queue.append(_Pending(organization_id, draft, future))
+            # The writer waits either for a first item or, lingering, for a full batch:
+            # waking it for every item in between would only cost GIL switches.
+            if len(self._queue) == 1 or len(self._queue) >= self.max_batch:
+                self._cond.notify()
+        return future
+
+    async def accept(self, organization_id: str, draft: Draft) -> str:
+        """From a request handler: wait for the commit without holding a thread."""
+        future = self.submit(organization_id, draft)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except TimeoutError:
+            # Cancelling also drops the item if the writer has not taken it yet.
+            future.cancel()
+            raise timed_out() from None
+
+    # --- life cycle -----------------------------------------------------------------
+
+    def start(self) -> AcceptBatcher:
+        """Start the writer (again, after :meth:`stop`: an app's lifespan may restart)."""
+        with self._cond:
+            self._stopping = False
+            if self._thread is None or not self._thread.is_alive():
+                self._start_locked()
+        return self
+
+    def _start_locked(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="accept-batcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Accept what is queued, then end the writer; later submits are refused."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        with self._cond:  # the writer never started, or did not finish in time
+            left = list(self._queue)
+            self._queue.clear()
+            if self._thread is thread and (thread is None or not thread.is_alive()):
+                self._thread = None
+        for item in left:
+            if item.future.set_running_or_notify_cancel():
+                item.future.set_exception(stopped())
+
+    # --- the writer -----------------------------------------------------------------
+
+    def _take(self) -> list[_Pending]:
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if self.wait and 0 < len(self._queue) < self.max_batch and not self._stopping:
+                self._cond.wait_for(
+                    lambda: len(self._queue) >= self.max_batch or self._stopping, self.wait
+                )
+            n = min(len(self._queue), self.max_batch)
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if not batch:
+                return  # stopping, and nothing left
+            try:
+                self._process(batch)
+            except BaseException:  # pragma: no cover - _process resolves everything
+                log.exception("accept batcher: unexpected failure")
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(failed())
+
+    def _process(self, batch: list[_Pending]) -> None:
+        # A waiter that gave up (timeout) has cancelled its future: skip its item.
+        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        items: list[Item] = [(p.organization_id, p.draft) for p in live]
+        try:
+            outcomes = self.commit(items)
+        except Exception:
+            log.exception("accept batcher: a batch of %d failed", len(items))
+            outcomes = [Outcome(error=failed()) for _ in items]
+        self.batches += 1
+        self.items += len(items)
+        for pending, outcome in zip(live, outcomes, strict=True):
+            if outcome.error is not None:
+                pending.future.set_exception(outcome.error)
+            else:
+                assert outcome.id is not None
+                pending.future.set_result(outcome.id)
+
+    def commit(self, items: Sequence[Item]) -> list[Outcome]:
+        """Accept ``items`` in one transaction, item by item if the batch conflicts.
+        Returns only after the commit; raises if the transaction cannot be made."""
+        try:
+            return self._transaction(lambda s: service.accept_bulk(s, items, utcnow()))
+        except (IntegrityError, e.SendError) as exc:
+            # A custom_id taken by a transaction that committed after our check (or a
+            # balance that moved under the lock): only the items themselves can say.
+            # (Not the exception's text: it carries the SQL parameters, phone numbers.)
+            name = type(exc).__name__
+            log.info("accept batcher: batch of %d conflicts (%s); item by item", len(items), name)
+        except OperationalError:
+            # A deadlock or lock timeout: nothing was committed, once more item by item.
+            log.warning("accept batcher: batch of %d failed; item by item", len(items))
+        return self._transaction(lambda s: [_one(s, item) for item in items])
+
+    def _transaction(self, work: Callable[[Session], list[Outcome]]) -> list[Outcome]:
+        done = False
+        try:
+            with self.db.transaction() as session:
+                outcomes = work(session)
+                done = True
+            return outcomes
+        except Exception as exc:
+            if done:  # COMMIT itself failed: it may have happened, so never redo the items
+                raise CommitFailed(str(exc)) from exc
+            raise
+
+
+class CommitFailed(Exception):
+    """The COMMIT of a batch raised: its outcome is unknown, its items are answered with
+    an error and not tried again."""
+
+
+def _one(session: Session, item: Item) -> Outcome:
+    """One item in its own savepoint: its failure undoes its writes only."""
+    try:
+        with session.begin_nested():
+            return service.accept_bulk(session, [item], utcnow())[0]
+    except IntegrityError as exc:
+        if "custom_id" in str(exc.orig):
+            return Outcome(error=e.duplicate_custom_id())
+        log.exception("accept batcher: item refused by the database")
+        return Outcome(error=failed())
+    except e.SendError as exc:
+        return Outcome(error=exc)
