@@ -151,6 +151,22 @@ def create_workspace(name: str, orgs: tuple[str, ...], as_json: bool) -> None:
     click.echo(json.dumps(data) if as_json else f"workspace token   {created.token}")
 
 
+def _demo_callbacks(organization_id: str) -> None:
+    """A call-back profile to try /3.0 with: one option served by one agent, all week."""
+    from omnirelay.callbacks import service as cb
+
+    db = Database(get_settings().database_url)
+    try:
+        with db.transaction() as session:
+            week = {"day_of_week": list(range(7)), "start_time": ["08:00"], "end_time": ["20:00"]}
+            values = {"name": "Support", "sms": True, "scheduling": True, "entries": [week]}
+            profile = cb.create_profile(session, organization_id, values)
+            option = cb.add_option(session, organization_id, profile.sid, {"name": "Sales"})
+            cb.join_agent(session, organization_id, option.sid, "Demo agent")
+    finally:
+        db.dispose()
+
+
 def _organization_exists(organization_id: str) -> bool:
     settings = get_settings()
     db = Database(settings.database_url)
@@ -172,6 +188,7 @@ def demo() -> None:
     if data is None or not _organization_exists(data["organization_id"]):
         # First run, or the database was reset: make a fresh demo organization.
         data = _create_org("Demo", "demo@example.com")
+        _demo_callbacks(data["organization_id"])
         DEMO_CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
         DEMO_CREDENTIALS.write_text(json.dumps(data, indent=2))
         DEMO_CREDENTIALS.chmod(0o600)
@@ -188,7 +205,7 @@ def demo() -> None:
         f"        -H 'Content-Type: application/json' \\\n"
         f'        -d \'{{"sender": "SANDBOX", "phone": "79161234567", "text": "Hello"}}\'\n'
         f"watch: omnirelay tail    (statuses as they change)\n"
-        f"docs: {base}/api/docs  {base}/v3/docs  {base}/user/docs\n"
+        f"docs: {base}/api/docs  {base}/v3/docs  {base}/3.0/docs  {base}/user/docs\n"
     )
 
 

@@ -64,6 +64,14 @@ def test_migrate_fresh_sqlite_and_demo_is_stable(tmp_path: Path) -> None:
     assert "access token" in first.stdout and first.stdout == second.stdout
     saved = json.loads((tmp_path / "var" / "demo-credentials.json").read_text())
     assert saved["access_token"] in first.stdout
+    # The demo's call-back profile answers on /3.0 with the printed credentials.
+    from omnirelay.app import create_app
+    from omnirelay.config import Settings
+
+    with TestClient(create_app(Settings(database_url=url))) as client:
+        auth = (saved["account_sid"], saved["auth_token"])
+        profiles = client.get("/3.0/profiles.json", auth=auth).json()["data"]["profiles"]
+        assert [(p["name"], p["total_options"]) for p in profiles] == [("Support", 1)]
 
 
 def test_api_token_sends_and_tail_shows_the_status(
