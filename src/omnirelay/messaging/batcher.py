@@ -1,9 +1,10 @@
 """Group commit of the accept path: concurrent send requests share one transaction.
 
 A request hands its validated draft to the process's :class:`AcceptBatcher` and waits on
-a future. One writer thread takes whatever is queued (up to ``max_batch`` drafts, waiting
-at most ``wait`` seconds for more when the queue is short) and accepts it all with
-:func:`service.accept_bulk` in ONE transaction: connections, prices and the balance are
+a future. One writer thread begins a transaction (on SQLite: waits for the write lock),
+then takes whatever is queued by then (up to ``max_batch`` drafts; when the queue is
+short it first waits at most ``wait`` seconds for more) and accepts it all with
+:func:`service.accept_bulk` in that ONE transaction: connections, prices and the balance are
 read once per organization, messages and jobs written with one INSERT each, one commit
 (one fsync) for the lot. Each future is resolved only after the commit: an id means the
 message and its job are durable.
@@ -142,7 +143,8 @@ class AcceptBatcher:
 
     # --- the writer -----------------------------------------------------------------
 
-    def _take(self) -> list[_Pending]:
+    def _wait_for_work(self) -> bool:
+        """Until something is queued (then linger a little for more); False to end."""
         with self._cond:
             while not self._queue and not self._stopping:
                 self._cond.wait()
@@ -150,47 +152,63 @@ class AcceptBatcher:
                 self._cond.wait_for(
                     lambda: len(self._queue) >= self.max_batch or self._stopping, self.wait
                 )
+            return bool(self._queue)
+
+    def _take(self) -> list[_Pending]:
+        with self._cond:
             n = min(len(self._queue), self.max_batch)
-            return [self._queue.popleft() for _ in range(n)]
+            batch = [self._queue.popleft() for _ in range(n)]
+        # A waiter that gave up (timeout) has cancelled its future: skip its item.
+        return [p for p in batch if p.future.set_running_or_notify_cancel()]
 
     def _run(self) -> None:
-        while True:
-            batch = self._take()
-            if not batch:
-                return  # stopping, and nothing left
+        while self._wait_for_work():
+            taken: list[_Pending] = []
             try:
-                self._process(batch)
-            except BaseException:  # pragma: no cover - _process resolves everything
+                self._cycle(taken)
+            except BaseException:  # pragma: no cover - _cycle resolves everything
                 log.exception("accept batcher: unexpected failure")
-                for item in batch:
+                for item in taken:
                     if not item.future.done():
                         item.future.set_exception(failed())
 
-    def _process(self, batch: list[_Pending]) -> None:
-        # A waiter that gave up (timeout) has cancelled its future: skip its item.
-        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
-        if not live:
-            return
-        items: list[Item] = [(p.organization_id, p.draft) for p in live]
+    def _cycle(self, taken: list[_Pending]) -> None:
+        """One transaction: begin, take what is queued, accept it, commit, answer."""
+        items: list[Item] = []
+
+        def first(session: Session) -> list[Outcome]:
+            # Begin before taking: on SQLite, BEGIN IMMEDIATE waits here for the write
+            # lock (the workers take it often), and whatever arrives meanwhile joins this
+            # transaction instead of waiting for the lock once more.
+            session.connection()
+            taken.extend(self._take())
+            items.extend((p.organization_id, p.draft) for p in taken)
+            return service.accept_bulk(session, items, utcnow())
+
         try:
-            outcomes = self.commit(items)
+            outcomes = self.commit(items, first=first)
         except Exception:
-            log.exception("accept batcher: a batch of %d failed", len(items))
-            outcomes = [Outcome(error=failed()) for _ in items]
+            if not taken:  # the transaction failed before taking: answer what waits
+                taken.extend(self._take())
+            log.exception("accept batcher: a batch of %d failed", len(taken))
+            outcomes = [Outcome(error=failed()) for _ in taken]
+        if not taken:
+            return
         self.batches += 1
-        self.items += len(items)
-        for pending, outcome in zip(live, outcomes, strict=True):
+        self.items += len(taken)
+        for pending, outcome in zip(taken, outcomes, strict=True):
             if outcome.error is not None:
                 pending.future.set_exception(outcome.error)
             else:
                 assert outcome.id is not None
                 pending.future.set_result(outcome.id)
 
-    def commit(self, items: Sequence[Item]) -> list[Outcome]:
+    def commit(self, items: Sequence[Item], first: Work | None = None) -> list[Outcome]:
         """Accept ``items`` in one transaction, item by item if the batch conflicts.
-        Returns only after the commit; raises if the transaction cannot be made."""
+        Returns only after the commit; raises if the transaction cannot be made.
+        ``first``, if given, is the first try's work and fills ``items`` itself."""
         try:
-            return self._transaction(lambda s: service.accept_bulk(s, items, utcnow()))
+            return self._transaction(first or (lambda s: service.accept_bulk(s, items, utcnow())))
         except (IntegrityError, e.SendError) as exc:
             # A custom_id taken by a transaction that committed after our check (or a
             # balance that moved under the lock): only the items themselves can say.
@@ -202,7 +220,7 @@ class AcceptBatcher:
             log.warning("accept batcher: batch of %d failed; item by item", len(items))
         return self._transaction(lambda s: [_one(s, item) for item in items])
 
-    def _transaction(self, work: Callable[[Session], list[Outcome]]) -> list[Outcome]:
+    def _transaction(self, work: Work) -> list[Outcome]:
         done = False
         try:
             with self.db.transaction() as session:
@@ -213,6 +231,9 @@ class AcceptBatcher:
             if done:  # COMMIT itself failed: it may have happened, so never redo the items
                 raise CommitFailed(str(exc)) from exc
             raise
+
+
+Work = Callable[[Session], list[Outcome]]
 
 
 class CommitFailed(Exception):
