@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from omnirelay.messaging.models import Message
 from omnirelay.testing.fakesmsc import Action, FakeSmsc
+from tests.smpp.conftest import SHORT_TIMEOUT
 
 
 @pytest.fixture
@@ -40,7 +41,8 @@ def first_only(action: Action):
 )  # fmt: skip
 def test_fault_then_delivered(fake, connect, manager, send, pump, status, action, submits, binds):
     fake.script = first_only(action)
-    connect(fake.port)
+    # Only "silent" waits for the answer timeout; the rest are answered (or cut) at once.
+    connect(fake.port, **(SHORT_TIMEOUT if action.kind == "silent" else {}))
     mid = send("hi")
     pump(lambda: status(mid) == "delivered")
     assert len(fake.submits) == submits
@@ -60,7 +62,7 @@ def test_refusal_is_final_with_the_seed_code(fake, connect, manager, send, pump,
 
 def test_retries_are_bounded(fake, connect, manager, send, pump, status):
     fake.script = lambda sub, n: Action("silent")
-    connect(fake.port, max_tries=2)
+    connect(fake.port, max_tries=2, **SHORT_TIMEOUT)
     mid = send("hi")
     pump(lambda: status(mid) == "error")
     assert len(fake.submits) == 2

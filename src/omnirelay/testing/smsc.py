@@ -1,7 +1,11 @@
 """An SMSC on loopback for tests and benchmarks, built on ``smpp34`` (an SMPP
 implementation the project did not write): it accepts every submit_sm, records it, and
 sends a delivery receipt back after ``receipt_delay`` seconds. Runs its own event loop in
-a thread. Messages to numbers ending in ``9999`` get an UNDELIV receipt."""
+a thread. Messages to numbers ending in ``9999`` get an UNDELIV receipt.
+
+Like a real SMSC it keeps a receipt it could not deliver (the ESME was gone, or answered
+with an error) and sends it again when an ESME binds; :meth:`restarted` is the same SMSC
+after a restart: same port, its message ids continue, and its undelivered receipts kept."""
 
 from __future__ import annotations
 
@@ -37,14 +41,20 @@ def free_port() -> int:
 
 class Smsc:
     def __init__(
-        self, *, port: int | None = None, receipt_delay: float = 0.0, receipts: bool = True
+        self,
+        *,
+        port: int | None = None,
+        receipt_delay: float = 0.0,
+        receipts: bool = True,
+        first_id: int = 1,
     ) -> None:
         self.port = port or free_port()
         self.receipt_delay = receipt_delay
         self.receipts = receipts
         self.received: list[Received] = []
         self.on_submit: Callable[[Received], int | None] | None = None  # a status to reject with
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(first_id)
+        self.undelivered: list[Received] = []  # receipts to send again at the next bind
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: Any = None
@@ -66,6 +76,9 @@ class Smsc:
             ev = await self._server.next()
             if isinstance(ev, smpp34.Esme):
                 self._sessions[ev.session_id] = ev
+                waiting, self.undelivered = self.undelivered, []
+                for rec in waiting:
+                    asyncio.ensure_future(self._receipt(rec))
             elif isinstance(ev, smpp34.SubmitSmEvent):
                 self._submit(ev)
             elif isinstance(ev, smpp34.Unbound):
@@ -91,28 +104,45 @@ class Smsc:
         self.received.append(rec)
         if self.receipts:
             asyncio.get_running_loop().call_later(
-                self.receipt_delay, lambda: asyncio.ensure_future(self._receipt(ev.session_id, rec))
+                self.receipt_delay, lambda: asyncio.ensure_future(self._receipt(rec))
             )
 
-    async def _receipt(self, session_id: str, rec: Received) -> None:
-        esme = self._sessions.get(session_id)
+    async def _receipt(self, rec: Received) -> None:
+        # To the session that submitted, else to any bound one (as SMSCs route receipts
+        # to any receiver of the account).
+        esme = self._sessions.get(rec.session_id) or next(iter(self._sessions.values()), None)
         if esme is None:
+            self.undelivered.append(rec)
             return
         stat = "UNDELIV" if rec.destination.endswith("9999") else "DELIVRD"
         text = (
             f"id:{rec.message_id} sub:001 dlvrd:001 submit date:2611230000 "
             f"done date:2611230000 stat:{stat} err:000 text:"
         )
-        await esme.deliver_sm(
-            source_addr=rec.destination,
-            destination_addr=rec.source,
-            esm_class=0x04,
-            short_message=text.encode(),
-        )
+        try:
+            await esme.deliver_sm(
+                source_addr=rec.destination,
+                destination_addr=rec.source,
+                esm_class=0x04,
+                short_message=text.encode(),
+            )
+        except Exception:
+            self.undelivered.append(rec)  # refused, or the session ended: keep it
 
     def receipt(self, rec: Received) -> None:
         """Send the delivery receipt of ``rec`` now (when ``receipts`` is off)."""
-        asyncio.run_coroutine_threadsafe(self._receipt(rec.session_id, rec), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._receipt(rec), self._loop).result(10)
+
+    def restarted(self) -> Smsc:
+        """A new SMSC on this one's port (stopped first) that carries on where it left off."""
+        after = Smsc(
+            port=self.port,
+            receipt_delay=self.receipt_delay,
+            receipts=self.receipts,
+            first_id=next(self._ids),
+        )
+        after.undelivered = list(self.undelivered)
+        return after
 
     def mo(self, source: str, destination: str, text: str) -> None:
         """An end user's message to the first bound ESME."""

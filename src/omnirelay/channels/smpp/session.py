@@ -105,6 +105,7 @@ class SmppSession:
         self._paused_until = 0.0
         self._last_activity = 0.0
         self._link_probe: float | None = None
+        self._reader_done = False  # the link's reader ended: the writer must stop waiting
         self.sent = 0  # submit_sm answered OK, for the owner's rate figure
 
     # --- the owner's side ---------------------------------------------------------------
@@ -199,6 +200,7 @@ class SmppSession:
 
     def _serve(self) -> None:
         assert self._client is not None
+        self._reader_done = False
         reader = threading.Thread(
             target=self._read_loop, args=(self._client,), name=f"{self.name}-reader", daemon=True
         )
@@ -234,7 +236,8 @@ class SmppSession:
 
     def _next_submission(self) -> Submission | None:
         with self._cond:
-            while not self._stop.is_set():
+            # A dead link ends the wait at once: reconnect now, not at the next timeout.
+            while not self._stop.is_set() and not self._reader_done:
                 now = time.monotonic()
                 can_send = (
                     self.role != "receiver"
@@ -355,6 +358,7 @@ class SmppSession:
                 log.info("%s: reader ends: %s", self.name, exc)
         finally:
             with self._cond:
+                self._reader_done = True
                 self._cond.notify_all()
 
     def _handle(self, client: _Client, raw: bytes) -> None:
