@@ -10,17 +10,17 @@ this process drives it over HTTP on loopback:
 
 It prints the server's peak RSS and CPU seconds per 1,000 messages.
 
-    python bench/send.py [--db sqlite|postgresql] [-n N] [-c C] [--rate R] [--smoke]
+    python bench/send.py [--db sqlite|postgresql] [-n N] [-c C] [--rate R] [--workers W]
+                         [--smoke]
+
+With ``--workers W``, ``serve --no-workers`` takes the HTTP and W ``omnirelay worker``
+processes run the jobs (PostgreSQL; on SQLite one writer serializes them anyway).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -31,15 +31,9 @@ from omnirelay.connections import service as connections
 from omnirelay.db import Database
 from omnirelay.messaging.models import Message
 from omnirelay.tenancy import service as tenancy
-from omnirelay.testing.bench import database, percentile
+from omnirelay.testing.bench import Omnirelay, database, percentile
 
 PHONE = "79161234567"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _org(db: Database) -> str:
@@ -56,19 +50,6 @@ def _org(db: Database) -> str:
                 {"settings": {"report_delay": 0, "read_delay": 0, "reply_delay": 0}},
             )
         return created.api_token
-
-
-def _proc_stats(pid: int) -> tuple[float, float]:
-    """(peak RSS in MB, CPU seconds) of a process, from /proc."""
-    peak = 0.0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return peak, (int(fields[11]) + int(fields[12])) / ticks
 
 
 def _final(db: Database) -> int:
@@ -165,6 +146,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="open-loop rate (0: half)")
     parser.add_argument("--seconds", type=float, default=10.0, help="open-loop duration")
     parser.add_argument("--mixed", type=int, default=20, help="sendMixed batches of 1000")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="omnirelay worker processes (0: in serve)"
+    )
     parser.add_argument("--smoke", action="store_true", help="a small run for CI")
     args = parser.parse_args()
     if args.smoke:
@@ -172,63 +156,41 @@ def main() -> None:
 
     with database(args.db) as db:
         token = _org(db)
-        port = _free_port()
-        env = {
-            **os.environ,
-            "OMNIRELAY_DATABASE_URL": db.url,
-            "OMNIRELAY_LOG_LEVEL": "WARNING",
-            "OMNIRELAY_WORKER_POLL_INTERVAL": "0.5",
-        }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "omnirelay", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("omnirelay serve did not start") from None
-                    time.sleep(0.1)
-            print(f"== bench/send.py  db={args.db}  n={args.requests}  c={args.concurrency}")
-            _, cpu0 = _proc_stats(server.pid)
-            elapsed, lat, errors = asyncio.run(
-                _closed_loop(base, token, args.requests, args.concurrency)
-            )
-            accepted = args.requests - errors
-            _line("sendSMS accepted", accepted / elapsed, "msg/s")
-            _line("sendSMS latency p50", percentile(lat, 50) * 1000, "ms")
-            _line("sendSMS latency p99", percentile(lat, 99) * 1000, "ms")
-            if errors:
-                print(f"!! {errors} requests failed")
-            t0 = time.perf_counter()
-            while _final(db) < accepted:
-                if time.perf_counter() - t0 > 600:
-                    raise SystemExit("pipeline did not finish within 600 s")
-                time.sleep(0.2)
-            total = elapsed + (time.perf_counter() - t0)
-            _line("sandbox pipeline to final status", accepted / total, "msg/s")
-            _, cpu1 = _proc_stats(server.pid)
-            _line("server CPU per 1,000 messages", (cpu1 - cpu0) / accepted * 1000, "s")
-            rate = args.rate or max(10.0, accepted / elapsed / 2)
-            lat2, errors2 = asyncio.run(_open_loop(base, token, rate, args.seconds))
-            _line(f"sendSMS at {rate:,.0f}/s offered p50", percentile(lat2, 50) * 1000, "ms")
-            _line(f"sendSMS at {rate:,.0f}/s offered p99", percentile(lat2, 99) * 1000, "ms")
-            if errors2:
-                print(f"!! {errors2} paced requests failed")
-            if args.mixed:
-                took, recipients = asyncio.run(_mixed(base, token, args.mixed, 1000))
-                _line("sendMixed recipients accepted", recipients / took, "recipients/s")
-            peak, _ = _proc_stats(server.pid)
-            _line("server peak RSS", peak, "MB")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        with Omnirelay(db.url, workers=args.workers) as server:
+            run(args, db, server, token)
+
+
+def run(args: argparse.Namespace, db: Database, server: Omnirelay, token: str) -> None:
+    base = server.base
+    processes = f"serve + {args.workers} worker(s)" if args.workers else "serve"
+    print(f"== bench/send.py  db={args.db}  {processes}  n={args.requests}  c={args.concurrency}")
+    cpu0 = server.cpu()
+    elapsed, lat, errors = asyncio.run(_closed_loop(base, token, args.requests, args.concurrency))
+    accepted = args.requests - errors
+    _line("sendSMS accepted", accepted / elapsed, "msg/s")
+    _line("sendSMS latency p50", percentile(lat, 50) * 1000, "ms")
+    _line("sendSMS latency p99", percentile(lat, 99) * 1000, "ms")
+    if errors:
+        print(f"!! {errors} requests failed")
+    t0 = time.perf_counter()
+    while _final(db) < accepted:
+        if time.perf_counter() - t0 > 600:
+            raise SystemExit("pipeline did not finish within 600 s")
+        time.sleep(0.2)
+    total = elapsed + (time.perf_counter() - t0)
+    _line("sandbox pipeline to final status", accepted / total, "msg/s")
+    _line("CPU per 1,000 messages (all processes)", (server.cpu() - cpu0) / accepted * 1000, "s")
+    rate = args.rate or max(10.0, accepted / elapsed / 2)
+    lat2, errors2 = asyncio.run(_open_loop(base, token, rate, args.seconds))
+    _line(f"sendSMS at {rate:,.0f}/s offered p50", percentile(lat2, 50) * 1000, "ms")
+    _line(f"sendSMS at {rate:,.0f}/s offered p99", percentile(lat2, 99) * 1000, "ms")
+    if errors2:
+        print(f"!! {errors2} paced requests failed")
+    if args.mixed:
+        took, recipients = asyncio.run(_mixed(base, token, args.mixed, 1000))
+        _line("sendMixed recipients accepted", recipients / took, "recipients/s")
+    for name, peak in server.peaks().items():
+        _line(f"peak RSS {name}", peak, "MB")
 
 
 if __name__ == "__main__":

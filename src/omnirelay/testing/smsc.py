@@ -60,6 +60,7 @@ class Smsc:
         self._server: Any = None
         self._sessions: dict[str, Any] = {}
         self._main: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
 
     def start(self) -> Smsc:
         self._thread.start()
@@ -78,7 +79,7 @@ class Smsc:
                 self._sessions[ev.session_id] = ev
                 waiting, self.undelivered = self.undelivered, []
                 for rec in waiting:
-                    asyncio.ensure_future(self._receipt(rec))
+                    self._spawn(self._receipt(rec))
             elif isinstance(ev, smpp34.SubmitSmEvent):
                 self._submit(ev)
             elif isinstance(ev, smpp34.Unbound):
@@ -104,8 +105,13 @@ class Smsc:
         self.received.append(rec)
         if self.receipts:
             asyncio.get_running_loop().call_later(
-                self.receipt_delay, lambda: asyncio.ensure_future(self._receipt(rec))
+                self.receipt_delay, lambda: self._spawn(self._receipt(rec))
             )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)  # a reference, so the task is not collected while it runs
+        task.add_done_callback(self._tasks.discard)
 
     async def _receipt(self, rec: Received) -> None:
         # To the session that submitted, else to any bound one (as SMSCs route receipts
