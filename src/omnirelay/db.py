@@ -78,7 +78,9 @@ def create_db_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> En
     )
 
 
-def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
+def _sqlite_engine(
+    url: str, database: str | None, *, echo: bool, read_only: bool = False
+) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
@@ -92,13 +94,16 @@ def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        if read_only:
+            cur.execute("PRAGMA query_only=ON")  # a write here is a bug: SQLite refuses it
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: no "database is locked" on a
-        # read-to-write upgrade between threads, writers simply queue.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # read-to-write upgrade between threads, writers simply queue. A read-only
+        # engine's plain BEGIN never waits for writers (WAL: readers see the last commit).
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -110,6 +115,16 @@ class Database:
         self.url = normalize_url(url)
         self.engine = create_db_engine(self.url, echo=echo, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        parsed = make_url(self.url)
+        # On SQLite, reads get their own connections whose BEGIN does not queue behind
+        # the writers; PostgreSQL's MVCC needs no such thing.
+        self.read_engine = (
+            _sqlite_engine(self.url, parsed.database, echo=echo, read_only=True)
+            if parsed.get_backend_name() == "sqlite"
+            and parsed.database not in (None, "", ":memory:")
+            else self.engine
+        )
+        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -125,5 +140,14 @@ class Database:
         with self.sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only unit of work (it never commits): on SQLite it does not wait for the
+        write lock, so authentication and lookups are not queued behind writers."""
+        with self.read_sessions() as session:
+            yield session  # closing the session rolls its transaction back
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

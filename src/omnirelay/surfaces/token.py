@@ -18,7 +18,7 @@ def organization(
         str | None, Header(description="Token xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
     ] = None,
 ) -> str:
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:  # read-only: not queued behind writers on SQLite
         return authenticate_api_token(session, authorization)
 
 
