@@ -21,7 +21,7 @@ from omnirelay.messaging import service as messaging
 from omnirelay.messaging.models import Message
 from omnirelay.messaging.validation import Rules, omnichannel
 from omnirelay.tenancy import service as tenancy
-from omnirelay.testing.bench import database
+from omnirelay.testing.bench import database, proc_stats
 
 PHONE = "79161234567"
 
@@ -93,10 +93,12 @@ def main() -> None:
                 if time.perf_counter() - t0 > 4 * 3600:
                     raise SystemExit("drain did not finish in 4 hours")
             took = time.perf_counter() - t0
+            cpu = sum(proc_stats(p.pid)[1] for p in procs)
             print("rss samples", [round(s) for s in samples[:: max(1, len(samples) // 10)]])
             print(f"{'drained to final status':<40} {args.messages / took:>12,.1f} msg/s")
             print(f"{'worker RSS first / peak / last':<40} "
                   f"{samples[0]:,.0f} / {max(samples):,.0f} / {samples[-1]:,.0f} MB")  # fmt: skip
+            print(f"{'worker CPU per 1,000 messages':<40} {cpu / args.messages * 1000:>12,.1f} s")
         finally:
             for p in procs:
                 p.terminate()
