@@ -28,7 +28,7 @@ def test_read_never_writes(db: Database) -> None:
     with db.read() as reader:
         reader.add(Organization(name="sneaky"))
         if db.is_sqlite:  # the read connection is query_only
-            with pytest.raises(Exception, match="readonly|read-only|query_only"):
+            with pytest.raises(Exception, match=r"readonly|read-only|query_only"):
                 reader.flush()
     # Whatever the engine, nothing a read session did is committed.
     with db.read() as reader:
