@@ -15,6 +15,8 @@ from omnirelay.db import Database
 from omnirelay.runtime import Runtime
 from omnirelay.surfaces.admin.app import create_admin_app
 from omnirelay.surfaces.callback.app import create_callback_app
+from omnirelay.surfaces.gateway.app import create_gateway_app
+from omnirelay.surfaces.mount import SurfaceMount
 from omnirelay.surfaces.notify.app import create_notify_app
 from omnirelay.surfaces.platform.app import create_platform_app
 
@@ -52,8 +54,11 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.mount("/api", create_admin_app(ctx))
-    app.mount("/user", create_platform_app(ctx))
-    app.mount("/v3", create_notify_app(ctx))
-    app.mount("/3.0", create_callback_app(ctx))
+    app.router.routes.append(SurfaceMount("/api", create_admin_app(ctx)))
+    app.router.routes.append(SurfaceMount("/user", create_platform_app(ctx)))
+    app.router.routes.append(SurfaceMount("/v3", create_notify_app(ctx)))
+    app.router.routes.append(SurfaceMount("/3.0", create_callback_app(ctx)))
+    # Seed 002 lives at the root paths (/send, /device, ...): mounted last, it gets what
+    # no other surface took.
+    app.router.routes.append(SurfaceMount("", create_gateway_app(ctx)))
     return app

@@ -93,7 +93,8 @@ def _org_credentials(created: tenancy.NewOrganization) -> dict[str, Any]:
         "admin_email": created.admin.email if created.admin else None,
         "access_token": created.access_token,
         "api_token": created.api_token,
-        **created.credentials,  # account_sid, auth_token (call-backs, /3.0)
+        # account_sid, auth_token (call-backs, /3.0); gateway_account_token (seed 002)
+        **created.credentials,
     }
 
 
@@ -110,6 +111,16 @@ def _print_credentials(data: dict[str, Any], as_json: bool) -> None:
     if data.get("account_sid"):
         click.echo(f"account SID       {data['account_sid']}  (/3.0, HTTP Basic user)")
         click.echo(f"auth token        {data['auth_token']}  (/3.0, HTTP Basic password)")
+    if data.get("gateway_device_token"):
+        click.echo(
+            f"device token      {data['gateway_device_token']}  "
+            "(WhatsApp gateway: /send, /qr, /device; sandbox device)"
+        )
+    if data.get("gateway_account_token"):
+        click.echo(
+            f"gateway token     {data['gateway_account_token']}  "
+            "(WhatsApp gateway account token: /get-devices, /add-device)"
+        )
 
 
 def _create_org(name: str, admin_email: str) -> dict[str, Any]:
@@ -167,6 +178,23 @@ def _demo_callbacks(organization_id: str) -> None:
         db.dispose()
 
 
+def _demo_device(organization_id: str) -> str:
+    """A sandbox WhatsApp device to try the gateway (seed 002) with; its token."""
+    from omnirelay.db import utcnow
+    from omnirelay.gateway import service as gateway
+
+    db = Database(get_settings().database_url)
+    try:
+        with db.transaction() as session:
+            number = "62899" + organization_id[-8:].translate(str.maketrans("abcdef", "123456"))
+            _, token = gateway.add_device(
+                session, organization_id, {"name": "Demo device", "device": number}, utcnow()
+            )
+            return token
+    finally:
+        db.dispose()
+
+
 def _organization_exists(organization_id: str) -> bool:
     settings = get_settings()
     db = Database(settings.database_url)
@@ -189,6 +217,7 @@ def demo() -> None:
         # First run, or the database was reset: make a fresh demo organization.
         data = _create_org("Demo", "demo@example.com")
         _demo_callbacks(data["organization_id"])
+        data["gateway_device_token"] = _demo_device(data["organization_id"])
         DEMO_CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
         DEMO_CREDENTIALS.write_text(json.dumps(data, indent=2))
         DEMO_CREDENTIALS.chmod(0o600)
@@ -204,6 +233,10 @@ def demo() -> None:
         f"        -H 'Authorization: Token {data['api_token']}' \\\n"
         f"        -H 'Content-Type: application/json' \\\n"
         f'        -d \'{{"sender": "SANDBOX", "phone": "79161234567", "text": "Hello"}}\'\n'
+        f"whatsapp: curl {base}/qr -H 'Authorization: {data.get('gateway_device_token')}'"
+        f"   (the sandbox phone scans it in 5 s), then\n"
+        f"      curl {base}/send -H 'Authorization: {data.get('gateway_device_token')}' "
+        f"-d target=081234567890 -d message=Hello\n"
         f"watch: omnirelay tail    (statuses as they change)\n"
         f"docs: {base}/api/docs  {base}/v3/docs  {base}/3.0/docs  {base}/user/docs\n"
     )

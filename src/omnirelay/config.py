@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     default_prices: str = "sms=0.05,viber=0.03,vk=0.02,telegram=0.01"  # per message / SMS part
     sandbox_report_delay: float | None = None  # overrides the sandbox's own delays (seconds)
 
+    # WhatsApp gateway (seed 002): where files uploaded to /send are kept for the driver.
+    media_dir: str = "var/media"
+
     # Group commit of sendSMS, sendViber, sendVK, sendTelegram, send and sendSimple without
     # an Idempotency-Key (messaging/batcher.py): concurrent requests share one transaction.
     # accept_batch_max: most drafts per transaction.

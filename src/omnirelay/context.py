@@ -3,12 +3,14 @@ commit of sends). One per process."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from starlette.requests import Request
 
 from omnirelay.config import Settings
-from omnirelay.db import Database
+from omnirelay.db import Database, utcnow
 from omnirelay.messaging.batcher import AcceptBatcher
 
 
@@ -18,6 +20,8 @@ class AppContext:
     db: Database
     # Group commit of the single send methods; its thread starts with the first send.
     accepts: AcceptBatcher = field(init=False)
+    # The surfaces' clock where a seed has timers (the gateway's OTP); tests replace it.
+    clock: Callable[[], datetime] = utcnow
 
     def __post_init__(self) -> None:
         self.accepts = AcceptBatcher(

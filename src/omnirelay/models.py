@@ -3,6 +3,7 @@
 from omnirelay.billing import models as billing_models
 from omnirelay.callbacks import models as callback_models
 from omnirelay.connections import models as connection_models
+from omnirelay.gateway import models as gateway_models
 from omnirelay.idempotency import models as idempotency_models
 from omnirelay.messaging import models as messaging_models
 from omnirelay.queue import models as queue_models
@@ -15,6 +16,7 @@ __all__ = [
     "billing_models",
     "callback_models",
     "connection_models",
+    "gateway_models",
     "idempotency_models",
     "messaging_models",
     "queue_models",

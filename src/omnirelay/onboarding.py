@@ -1,6 +1,6 @@
 """What every new organization starts with: sandbox connections for each channel, a
-balance, notification settings with a default route (Viber, then SMS), and the call-back
-API's credentials."""
+balance, notification settings with a default route (Viber, then SMS), the call-back
+API's credentials and the WhatsApp gateway's account token."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from omnirelay.billing import service as billing
 from omnirelay.callbacks import service as callbacks
 from omnirelay.connections import service as connections
+from omnirelay.gateway import service as gateway
 from omnirelay.messaging import service as messaging
 
 
@@ -20,4 +21,9 @@ def set_up(session: Session, organization_id: str) -> dict[str, str]:
         session, organization_id, {"default_route": [{"channel": "viber"}, {"channel": "sms"}]}
     )
     account_sid, auth_token = callbacks.create_account(session, organization_id)
-    return {"account_sid": account_sid, "auth_token": auth_token}
+    gateway_token = gateway.create_account(session, organization_id)
+    return {
+        "account_sid": account_sid,
+        "auth_token": auth_token,
+        "gateway_account_token": gateway_token,
+    }

@@ -1,6 +1,7 @@
 """Imports every domain's ``tasks`` module so that their handlers are registered."""
 
 from omnirelay.callbacks import tasks as callback_tasks
+from omnirelay.gateway import tasks as gateway_tasks
 from omnirelay.messaging import tasks as messaging_tasks
 
-__all__ = ["callback_tasks", "messaging_tasks"]
+__all__ = ["callback_tasks", "gateway_tasks", "messaging_tasks"]

@@ -117,3 +117,45 @@ def test_start_date_refusals(api, admin, account, db):
     assert ok.status_code == 200, ok.text
     assert ok.json()["head"]["message"] == "Call-back scheduled successfully."
     assert n_calls(db) == 1
+
+
+# --- found by the fuzz tests (tests/fuzz) ----------------------------------------------
+
+
+def test_a_form_that_does_not_parse_is_a_refusal(api, account, db):
+    # A multipart body without its boundary: starlette's 400 is a seed-003 refusal (500).
+    r = api("POST", "/callback", content=b"x", headers={"Content-Type": "multipart/form-data"})
+    refused(r, "boundary")
+    assert n_calls(db) == 0
+
+
+def test_nul_characters_are_refused(api, account, db):
+    refused(api("POST", "/callback", data={"fc_number": ANSWERS, "fc_option": "OP\x00"}), "NUL")
+    refused(api("GET", "/profile/PF%00"), "NUL")
+    assert n_calls(db) == 0
+
+
+def test_null_settings_are_not_given(admin, account):
+    # null timezone / telephony / entries were a 500 (the validators took None); a null
+    # option status was a NOT NULL violation.
+    nulls = {"name": None, "timezone": None, "telephony": None, "entries": None, "sms": None}
+    r = admin("PATCH", f"/profiles/{account.profile}", json=nulls)
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["timezone"], r.json()["sms"]) == (
+        "Support",
+        "Europe/Moscow",
+        True,
+    )
+    r = admin("POST", "/profiles", json=nulls)
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "Call-back profile"
+    r = admin("PATCH", f"/options/{account.option}", json={"destination": "+79160000000"})
+    assert r.status_code == 200, r.text
+    nulls = {"name": None, "position": None, "status": None, "destination": None}
+    r = admin("PATCH", f"/options/{account.option}", json=nulls)
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["status"], r.json()["destination"]) == (
+        "Sales",
+        "active",
+        None,  # destination is the one that may be null: null clears it
+    )

@@ -72,6 +72,15 @@ def test_migrate_fresh_sqlite_and_demo_is_stable(tmp_path: Path) -> None:
         auth = (saved["account_sid"], saved["auth_token"])
         profiles = client.get("/3.0/profiles.json", auth=auth).json()["data"]["profiles"]
         assert [(p["name"], p["total_options"]) for p in profiles] == [("Support", 1)]
+        # Its sandbox WhatsApp device answers with the printed device token, and the
+        # printed account token lists it.
+        assert saved["gateway_device_token"] in first.stdout
+        device = client.post("/device", headers={"Authorization": saved["gateway_device_token"]})
+        assert device.json()["name"] == "Demo device"
+        listing = client.post(
+            "/get-devices", headers={"Authorization": saved["gateway_account_token"]}
+        ).json()
+        assert listing["devices"] == 1 and listing["data"][0]["device"] == device.json()["device"]
 
 
 def test_api_token_sends_and_tail_shows_the_status(

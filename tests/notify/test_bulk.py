@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from omnirelay.db import Database
+from omnirelay.idempotency.models import IdempotencyKey
 from omnirelay.messaging.models import Message
 from tests.notify.conftest import DELIVERED
 
@@ -133,6 +134,20 @@ def test_idempotency_key_replays_the_first_answer(v3, db):
     m2 = v3("message/sendMixed", mixed, headers={"Idempotency-Key": "k-3"})
     assert m1.json() == m2.json()
     assert n_messages(db) == 4
+
+
+def test_send_mixed_refused_with_an_idempotency_key_is_not_stored(v3, db):
+    # Found by the fuzz tests: the 400 "No message was accepted" was stored under the key,
+    # so the corrected retry got the refusal replayed (or 409 for its other body).
+    refused = v3("message/sendMixed", [route(phone="1")], headers={"Idempotency-Key": "k"})
+    assert refused.status_code == 400 and refused.json()["id"] == [None]
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+    again = v3("message/sendMixed", [route(phone="1")], headers={"Idempotency-Key": "k"})
+    assert again.status_code == 400 and "Idempotent-Replayed" not in again.headers
+    fixed = v3("message/sendMixed", [route()], headers={"Idempotency-Key": "k"})
+    assert fixed.status_code == 200, fixed.text
+    assert n_messages(db) == 1
 
 
 def test_idempotency_key_under_concurrency(v3, db):

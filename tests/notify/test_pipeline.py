@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from omnirelay.connections import service as connections
 from omnirelay.db import Database
 from omnirelay.messaging import repository as messages
 from omnirelay.testing.receiver import Receiver
@@ -146,6 +148,28 @@ def test_a_late_report_never_moves_a_status_back(v3, drain, message, db, org):
     drain()
     assert message(mid).status == "read"
     assert attempts(db, mid) == [("viber", "read", None)]
+
+
+def test_a_report_of_an_unknown_id_waits_then_is_dropped_not_dead_lettered(
+    v3, drain, advance, db, org
+):
+    """An SMSC may report a copy sent before a failover, whose id was never recorded: the
+    report waits for its attempt a while, then is dropped; nothing lands in dead letters."""
+    from omnirelay.channels.base import ProviderEvent
+    from omnirelay.messaging import pipeline
+    from omnirelay.queue.models import Job
+
+    with db.transaction() as session:
+        conn = connections.list_connections(session, org.id, "sms")[0]
+        pipeline.enqueue_event(
+            session, org.id, conn.id, "never-recorded", ProviderEvent("status", status="delivered")
+        )
+    for _ in range(pipeline.EARLY_EVENT_TRIES + 1):
+        drain()
+        advance(120)
+    with db.transaction() as session:
+        left = session.scalars(select(Job.status).where(Job.kind == pipeline.EVENT)).all()
+        assert left == []  # finished (done jobs are removed), not "dead", not waiting
 
 
 def _bodies(receiver: Receiver, path: str) -> list[dict[str, Any]]:

@@ -496,3 +496,11 @@ def test_deleted_rejected_or_foreign_templates_unlock_nothing(
     )
     _approve(client, other, r.json()["id"])
     _refused(_sms(v3, "Hello there"))
+
+
+def test_show_has_an_operation_id_per_method(client: TestClient) -> None:
+    # One route with two methods gave both the same id (FastAPI warned; OpenAPI forbids it).
+    paths = client.get("/v3/openapi.json").json()["paths"]
+    ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    assert set(paths["/template/show"]) == {"get", "post"}

@@ -176,6 +176,28 @@ def test_user_callback_refusals(
 
 
 @pytest.mark.parametrize(
+    ("content", "code", "desc"),
+    [
+        (b"", "invalid_body", "The body must be a JSON object"),
+        (b"[1]", "invalid_body", "The body must be a JSON object"),
+        (b'{"callbackUrl": ', "invalid_json", "The body is not valid JSON"),
+        (b'{"callbackUrl": "http://127.0.0.1:9/\\u0000"}', "validation_error", "Invalid argument"),
+    ],
+)
+def test_user_body_refusals(
+    api: TestClient, org: Org, db: Database, content: bytes, code: str, desc: str
+) -> None:
+    # Found by the fuzz tests: these answered desc "None: Field required" and the like
+    # (or, for NUL on PostgreSQL, an unhandled database error).
+    h = {"Authorization": f"Token {_api_token(db, org)}", "Content-Type": "application/json"}
+    r = api.post("/user/callback/set", headers=h, content=content)
+    assert r.status_code == 500, r.text
+    assert r.json()["result"] == "error" and r.json()["code"] == code
+    assert r.json()["desc"].startswith(desc) and "None" not in r.json()["desc"]
+    assert api.post("/user/callback/secret", headers=h).json()["secret"] is None
+
+
+@pytest.mark.parametrize(
     "authorization", [None, "", "Bearer abc", "Token", "Token 00000000-0000-0000-0000-000000000000"]
 )
 def test_user_surface_auth(api: TestClient, authorization: str | None) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def _drop_nulls(data: Any, keep: frozenset[str] = frozenset()) -> Any:
+    """``null`` in a settings body means "not given": the settings cannot be null, and the
+    service leaves out what is not given (a create takes the default)."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if v is not None or k in keep}
+    return data
 
 
 class Entry(BaseModel):
@@ -32,6 +40,11 @@ class ProfileIn(BaseModel):
     retry_interval: int | None = Field(default=None, ge=0, le=86400)
     telephony: dict[str, Any] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, data: Any) -> Any:
+        return _drop_nulls(data)
+
 
 class OptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -49,6 +62,11 @@ class OptionUpdate(BaseModel):
     position: int | None = Field(default=None, ge=0, le=10_000)
     status: Literal["active", "paused", "closed"] | None = None
     destination: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, data: Any) -> Any:
+        return _drop_nulls(data, keep=frozenset({"destination"}))  # null: no destination
 
 
 class QuestionIn(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,6 +21,9 @@ class Outbound:
     ttl: int = 600
     try_number: int = 1  # 1 for the first try of this step, 2 after a retriable error, ...
     settings: dict[str, Any] = field(default_factory=dict)  # the connection's
+    # Channel-specific parts of the step, e.g. a WhatsApp device's media ``url`` and
+    # ``filename``, ``location`` ("lat,long"), ``preview`` (bool).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,17 +86,32 @@ def register(adapter: Adapter) -> Adapter:
 
 
 def get_adapter(provider: str) -> Adapter | None:
-    if not _registry:
-        _load()
+    _ensure_loaded()
     return _registry.get(provider)
 
 
 def providers() -> list[str]:
-    if not _registry:
-        _load()
+    _ensure_loaded()
     return sorted(_registry)
 
 
-def _load() -> None:
-    from omnirelay.channels import sandbox  # noqa: F401  (registers itself)
-    from omnirelay.channels.smpp import adapter  # noqa: F401
+_loaded = False
+_load_lock = threading.RLock()  # re-entrant: a module being imported may ask for providers
+
+
+def _ensure_loaded() -> None:
+    # Not "registry empty": the first adapter registers itself while the others are still
+    # being imported, and a worker thread asking then would find its provider missing.
+    global _loaded
+    if _loaded:
+        return
+    with _load_lock:
+        if _loaded:
+            return
+        from omnirelay.channels import (
+            sandbox,  # noqa: F401  (registers itself)
+            whatsapp_cloud,  # noqa: F401
+        )
+        from omnirelay.channels.smpp import adapter  # noqa: F401
+
+        _loaded = True

@@ -26,7 +26,8 @@ from omnirelay.channels.base import (
     register,
 )
 
-READ_CHANNELS = ("viber", "vk")  # seed 001: read is reported for VK and Viber only
+# Seed 001 reports read for VK and Viber only; a WhatsApp device reports it too.
+READ_CHANNELS = ("viber", "vk", "whatsapp")
 OUTCOMES = ("delivered", "undelivered", "silent", "rejected", "error", "reply", "flaky")
 MAGIC = {
     "000001": "undelivered",
@@ -101,4 +102,20 @@ class SandboxAdapter:
         return MAGIC.get(tail, "delivered"), 1000
 
 
+class DeviceSandboxAdapter(SandboxAdapter):
+    """A WhatsApp gateway device in the sandbox: the same magic numbers, and a read
+    report after delivery, as a phone that opens the chat."""
+
+    name = "wa_sandbox"
+    channels: tuple[str, ...] = ("whatsapp",)
+
+    def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        rest = dict(settings)
+        scan = rest.pop("scan_delay", 5.0)
+        if not isinstance(scan, int | float) or isinstance(scan, bool) or scan > 86400:
+            raise ValueError("scan_delay must be a number of seconds (negative: never)")
+        return {**super().validate_settings(rest), "scan_delay": float(scan)}
+
+
 register(SandboxAdapter())
+register(DeviceSandboxAdapter())

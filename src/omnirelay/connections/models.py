@@ -11,7 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from omnirelay.db import Base, UTCDateTime, utcnow
 from omnirelay.webhooks.models import BigId
 
-CHANNELS = ("sms", "viber", "vk", "telegram")
+CHANNELS = ("sms", "viber", "vk", "telegram")  # each organization gets a sandbox of each
+# WhatsApp is sent through gateway devices, each with its own connection (gateway/).
+DEVICE_CHANNELS = ("whatsapp",)
 
 
 class ChannelConnection(Base):

@@ -9,7 +9,12 @@ from sqlalchemy.orm import Session
 
 from omnirelay.channels.base import get_adapter
 from omnirelay.connections import repository as repo
-from omnirelay.connections.models import CHANNELS, ChannelConnection, ConnectionStatus
+from omnirelay.connections.models import (
+    CHANNELS,
+    DEVICE_CHANNELS,
+    ChannelConnection,
+    ConnectionStatus,
+)
 from omnirelay.db import utcnow
 from omnirelay.errors import InvalidInput, NotFound
 
@@ -17,9 +22,11 @@ SANDBOX_SENDERS = {"sms": ["SANDBOX"], "viber": ["SANDBOX"], "vk": ["1"], "teleg
 
 
 def _check(channel: str, provider: str, settings: dict[str, Any]) -> dict[str, Any]:
-    if channel not in CHANNELS:
+    if channel not in CHANNELS + DEVICE_CHANNELS:
         raise InvalidInput(
-            "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}", field="channel"
+            "invalid_channel",
+            f"channel must be one of {', '.join(CHANNELS + DEVICE_CHANNELS)}",
+            field="channel",
         )
     adapter = get_adapter(provider)
     if adapter is None:
@@ -107,6 +114,23 @@ def update(
     for key in ("name", "active", "templates_only"):
         if changes.get(key) is not None:
             setattr(row, key, changes[key])
+    row.updated_at = utcnow()
+    session.flush()
+    return row
+
+
+def rebind(
+    session: Session,
+    organization_id: str,
+    connection_id: int,
+    provider: str,
+    settings: dict[str, Any],
+) -> ChannelConnection:
+    """Another provider (and its whole settings) for the same connection: a gateway
+    device moving from the sandbox to the Cloud API keeps its connection and messages."""
+    row = get(session, organization_id, connection_id)
+    row.settings = _check(row.channel, provider, settings)
+    row.provider = provider
     row.updated_at = utcnow()
     session.flush()
     return row

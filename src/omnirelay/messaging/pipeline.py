@@ -10,6 +10,7 @@ that step's channel), then the final status; never a status lower than one alrea
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +46,18 @@ MAX_SEND_TRIES = 5  # retriable provider errors before the step is given up
 EARLY_EVENT_TRIES = 20  # a report that arrives before its attempt is recorded waits
 
 
+# A surface whose messages report in their own shape (the WhatsApp gateway's webhooks)
+# registers hooks by the message's ``method``; the rest use report_url and reply_url.
+StatusHook = Callable[[Session, Message, MessageAttempt, str], None]
+ReplyHook = Callable[[Session, Message, str], None]
+STATUS_HOOKS: dict[str, StatusHook] = {}
+REPLY_HOOKS: dict[str, ReplyHook] = {}
+# A gate may hold a step back (a gateway device that is not connected): it returns when
+# to look again, or None to send now.
+DispatchGate = Callable[[Session, Message, dict[str, Any]], datetime | None]
+DISPATCH_GATES: dict[str, DispatchGate] = {}
+
+
 def rank(status: str) -> int:
     return 4 if status in FAILED else RANK.get(status, 0)
 
@@ -58,6 +71,11 @@ def dispatch(session: Session, message_id: str, step_index: int, try_number: int
         return  # already decided, or a stale job of an earlier step
     step = message.route[step_index]
     now = utcnow()
+    gate = DISPATCH_GATES.get(message.method)
+    later = gate(session, message, step) if gate is not None else None
+    if later is not None:
+        _enqueue_dispatch(session, message, step_index, later)
+        return
     if step_index > 0 and message.daydelivery:
         # A handover at night waits for the recipient's morning, as the first step did.
         at = daylight(session, message.organization_id, step["phone"], now)
@@ -101,7 +119,7 @@ def dispatch(session: Session, message_id: str, step_index: int, try_number: int
         return
     settings = dict(connection.settings)
     override = get_settings().sandbox_report_delay
-    if connection.provider == "sandbox" and override is not None:
+    if connection.provider in ("sandbox", "wa_sandbox") and override is not None:
         settings.update(report_delay=override, read_delay=override, reply_delay=override)
     try:
         result = adapter.send(
@@ -116,6 +134,7 @@ def dispatch(session: Session, message_id: str, step_index: int, try_number: int
                 ttl=int(step["ttl"]),
                 settings=settings,
                 try_number=try_number,
+                extra=step.get("extra") or {},
             )
         )
     except RetriableError as exc:
@@ -195,6 +214,9 @@ def enqueue_event(
         event_payload(connection_id, provider_message_id, event),
         run_at=utcnow() + timedelta(seconds=event.delay),
         organization_id=organization_id,
+        # A report of an id never recorded (an SMSC answering a copy sent before a
+        # failover) is dropped by apply_event after EARLY_EVENT_TRIES, not dead-lettered.
+        max_attempts=EARLY_EVENT_TRIES + 2,
     )
 
 
@@ -243,6 +265,21 @@ def apply_event(session: Session, payload: dict[str, Any], tries: int) -> None:
         message.final_at = message.final_at or now
         message.error = message.code = None
         _report(session, message, attempt, status)
+
+
+def cancel(session: Session, message_id: str, reason: str) -> bool:
+    """Stop a message that no step has been sent for yet; False if it is too late."""
+    message = repo.lock(session, message_id)
+    if message is None or message.final_at is not None or message.status != "accepted":
+        return False
+    now = utcnow()
+    message.status, message.error, message.final_at, message.updated_at = (
+        "deleted",
+        reason,
+        now,
+        now,
+    )
+    return True
 
 
 def expire(session: Session, attempt_id: int) -> None:
@@ -300,6 +337,9 @@ def report_payload(message: Message, attempt: MessageAttempt, status: str) -> di
 
 
 def _report(session: Session, message: Message, attempt: MessageAttempt, status: str) -> None:
+    hook = STATUS_HOOKS.get(message.method)
+    if hook is not None:
+        hook(session, message, attempt, status)
     if message.report_url:
         webhooks.emit(
             session,
@@ -312,6 +352,9 @@ def _report(session: Session, message: Message, attempt: MessageAttempt, status:
 
 
 def _reply(session: Session, message: Message, text: str) -> None:
+    hook = REPLY_HOOKS.get(message.method)
+    if hook is not None:
+        hook(session, message, text)
     if message.reply_url:
         webhooks.emit(
             session,

@@ -38,6 +38,7 @@ class StepDraft:
     image: str | None = None
     action: dict[str, str] | None = None
     ttl: int = 600
+    extra: dict[str, Any] | None = None  # channel-specific: see channels.base.Outbound
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

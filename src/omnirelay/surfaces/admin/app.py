@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from omnirelay import __version__
 from omnirelay.context import AppContext
-from omnirelay.surfaces.admin import callbacks, connections, errors, jobs, messages, webhooks
+from omnirelay.surfaces.admin import (
+    callbacks,
+    connections,
+    errors,
+    gateway,
+    jobs,
+    messages,
+    webhooks,
+)
 from omnirelay.surfaces.admin.routes import router
+from omnirelay.surfaces.guards import reject_nul
 
 
 def create_admin_app(ctx: AppContext) -> FastAPI:
@@ -22,6 +31,7 @@ def create_admin_app(ctx: AppContext) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(reject_nul)],
     )
     app.state.ctx = ctx
     errors.install(app)
@@ -31,4 +41,5 @@ def create_admin_app(ctx: AppContext) -> FastAPI:
     app.include_router(connections.router)
     app.include_router(messages.router)
     app.include_router(callbacks.router)
+    app.include_router(gateway.router)
     return app

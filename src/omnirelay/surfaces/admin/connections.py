@@ -14,7 +14,7 @@ from omnirelay.connections.schemas import (
     SessionStatus,
     masked,
 )
-from omnirelay.surfaces.admin.deps import Caller, Ctx
+from omnirelay.surfaces.admin.deps import Caller, Ctx, RowId
 from omnirelay.tenancy.auth import require_admin
 
 router = APIRouter(prefix="/connections", tags=["connections"])
@@ -42,7 +42,7 @@ def list_(ctx: Ctx, caller: Caller, channel: str | None = None) -> ConnectionLis
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut)
-def get(ctx: Ctx, caller: Caller, connection_id: int) -> ConnectionOut:
+def get(ctx: Ctx, caller: Caller, connection_id: RowId) -> ConnectionOut:
     """One connection; for SMPP also `session`: state (bound, down, connecting, ...),
     last error, submit_sm in flight, submits per second."""
     with ctx.db.transaction() as session:
@@ -53,7 +53,7 @@ def get(ctx: Ctx, caller: Caller, connection_id: int) -> ConnectionOut:
 
 
 @router.patch("/{connection_id}", response_model=ConnectionOut)
-def update(ctx: Ctx, caller: Caller, connection_id: int, body: ConnectionUpdate) -> ConnectionOut:
+def update(ctx: Ctx, caller: Caller, connection_id: RowId, body: ConnectionUpdate) -> ConnectionOut:
     """Change name, settings (masked secrets sent back as `***` stay as they are),
     senders, active, templates_only."""
     require_admin(caller)
@@ -65,7 +65,7 @@ def update(ctx: Ctx, caller: Caller, connection_id: int, body: ConnectionUpdate)
 
 
 @router.delete("/{connection_id}", status_code=204)
-def delete(ctx: Ctx, caller: Caller, connection_id: int) -> Response:
+def delete(ctx: Ctx, caller: Caller, connection_id: RowId) -> Response:
     require_admin(caller)
     with ctx.db.transaction() as session:
         service.delete(session, caller.organization_id, connection_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 
 from omnirelay.context import AppContext, get_context
 from omnirelay.errors import DomainError, RateLimited
@@ -56,3 +56,10 @@ def identity(
 
 
 Caller = Annotated[Identity, Depends(identity)]
+
+# Ids and offsets are 64-bit integers in the database: a larger number names no row, and
+# would overflow the driver (a 500) instead of being refused.
+MAX_INT64 = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_INT64)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT64)]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from omnirelay import queue
 from omnirelay.errors import NotFound
 from omnirelay.queue.schemas import JobList, JobOut, JobStatus
-from omnirelay.surfaces.admin.deps import Caller, Ctx
+from omnirelay.surfaces.admin.deps import Caller, Ctx, Limit, Offset, RowId
 from omnirelay.tenancy.auth import require_admin
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -20,8 +18,8 @@ def list_jobs(
     ctx: Ctx,
     caller: Caller,
     status: JobStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> JobList:
     """Jobs of the organization, newest first; `status=dead` lists the dead letters."""
     require_admin(caller)
@@ -37,7 +35,7 @@ def list_jobs(
 
 
 @router.post("/{job_id}/retry", response_model=JobOut)
-def retry_job(ctx: Ctx, caller: Caller, job_id: int) -> JobOut:
+def retry_job(ctx: Ctx, caller: Caller, job_id: RowId) -> JobOut:
     """Send a dead letter back to the queue with its attempts reset."""
     require_admin(caller)
     with ctx.db.transaction() as session:

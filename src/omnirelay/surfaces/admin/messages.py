@@ -4,9 +4,9 @@ template moderation."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from omnirelay.billing import service as billing
@@ -21,7 +21,7 @@ from omnirelay.messaging.schemas import (
     NotifySettingsIn,
     NotifySettingsOut,
 )
-from omnirelay.surfaces.admin.deps import Caller, Ctx
+from omnirelay.surfaces.admin.deps import Caller, Ctx, Limit, Offset
 from omnirelay.templates import service as templates
 from omnirelay.tenancy.auth import require_admin
 
@@ -43,8 +43,8 @@ def list_messages(
     custom_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> MessagePage:
     """Messages, newest first, filtered by status, channel (of the current step),
     custom_id and creation time."""
@@ -130,7 +130,9 @@ def top_up(ctx: Ctx, caller: Caller, body: TopUp) -> BalanceOut:
 
 
 @router.put("/billing/prices/{channel}", response_model=BalanceOut, tags=["billing"])
-def set_price(ctx: Ctx, caller: Caller, channel: str, body: PriceIn) -> BalanceOut:
+def set_price(
+    ctx: Ctx, caller: Caller, channel: Literal["sms", "viber", "vk", "telegram"], body: PriceIn
+) -> BalanceOut:
     """The price of one message (one SMS part) on a channel."""
     require_admin(caller)
     with ctx.db.transaction() as session:

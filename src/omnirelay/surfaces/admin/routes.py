@@ -5,12 +5,12 @@ Each handler is the edge: it opens one transaction and calls the tenancy service
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from omnirelay.errors import Forbidden
-from omnirelay.surfaces.admin.deps import Caller, Ctx
+from omnirelay.surfaces.admin.deps import Caller, Ctx, Limit, Offset
 from omnirelay.tenancy import service
 from omnirelay.tenancy.auth import require_admin, require_user
 from omnirelay.tenancy.schemas import (
@@ -32,8 +32,6 @@ from omnirelay.tenancy.schemas import (
 )
 
 router = APIRouter()
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.get("/me", response_model=MeOut, tags=["identity"])

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from omnirelay.surfaces.admin.deps import Caller, Ctx
+from omnirelay.surfaces.admin.deps import Caller, Ctx, Limit, Offset, RowId
 from omnirelay.tenancy.auth import require_admin
 from omnirelay.webhooks import service
 from omnirelay.webhooks.models import WebhookEvent, WebhookSettings
@@ -51,8 +50,8 @@ def list_events(
     caller: Caller,
     status: EventStatus | None = None,
     since: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> EventPage:
     """Deliveries, newest first: status, attempts, last response code, next retry."""
     require_admin(caller)
@@ -105,7 +104,7 @@ def list_endpoints(ctx: Ctx, caller: Caller) -> list[EndpointOut]:
 
 
 @router.post("/endpoints/{endpoint_id}/enable", response_model=EndpointOut)
-def enable_endpoint(ctx: Ctx, caller: Caller, endpoint_id: int) -> EndpointOut:
+def enable_endpoint(ctx: Ctx, caller: Caller, endpoint_id: RowId) -> EndpointOut:
     """Re-enable an endpoint that answered 410."""
     require_admin(caller)
     with ctx.db.transaction() as session:

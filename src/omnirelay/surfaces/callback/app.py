@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omnirelay import __version__
 from omnirelay.context import AppContext
 from omnirelay.surfaces.callback import envelope
 from omnirelay.surfaces.callback.routes import router
+from omnirelay.surfaces.guards import reject_nul
 
 
 class StripJsonSuffix:
@@ -40,6 +41,7 @@ def create_callback_app(ctx: AppContext) -> ASGIApp:
         openapi_url="/openapi",  # reached as /3.0/openapi.json: the suffix is stripped
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(reject_nul)],
     )
     app.state.ctx = ctx
     envelope.install(app)

@@ -49,7 +49,8 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
         return failure("Unknown API method.", 404)
     if exc.status_code == 405:
         return failure("Method not allowed for this API method.", 405)
-    return failure(str(exc.detail), exc.status_code)
+    # Anything else (a form body that does not parse, ...) is a refusal like any other.
+    return failure(str(exc.detail))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -190,7 +190,36 @@ def _answers(fields: dict[str, Any]) -> dict[str, str]:
     return answers
 
 
-@router.post("/callback")
+_START_FIELDS: dict[str, Any] = {
+    "type": "object",
+    "required": ["fc_number", "fc_option"],
+    "properties": {
+        "fc_number": {"type": "string", "description": "The customer's phone number"},
+        "fc_option": {"type": "string", "description": "Call option SID"},
+        "fc_start_date": {
+            "type": "string",
+            "description": "YYYY-MM-DD HH:MM:SS in the profile's time zone: a scheduled call",
+        },
+        "fc_sms": {"type": "string", "description": "1: opt in to SMS updates"},
+    },
+    "additionalProperties": {
+        "type": "string",
+        "description": "fc_question_<QSID>: the answer to a pre-call question",
+    },
+}
+# The body is read by hand (form or JSON, questions by name), so it is described here.
+_START_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": _START_FIELDS},
+            "application/json": {"schema": _START_FIELDS},
+        },
+    }
+}
+
+
+@router.post("/callback", openapi_extra=_START_BODY)
 async def start(request: Request, ctx: Ctx, org: OrgId) -> dict[str, Any]:
     """Start a call-back: fc_number, fc_option, optional fc_start_date (profile time),
     fc_sms (opt in to SMS updates), fc_question_<QSID> answers."""

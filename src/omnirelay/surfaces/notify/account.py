@@ -119,7 +119,9 @@ def template_out(row: Template) -> dict[str, Any]:
     }
 
 
-@router.api_route("/template/show", methods=["GET", "POST"], tags=["templates"])
+# Two routes, not one with two methods: that would give both the same OpenAPI operation id.
+@router.get("/template/show", tags=["templates"])
+@router.post("/template/show", tags=["templates"])
 def template_show(ctx: Ctx, org_id: OrgId) -> dict[str, Any]:
     """Every template of the account: `data.templates`."""
     with ctx.db.transaction() as session:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from omnirelay import __version__
 from omnirelay.context import AppContext
+from omnirelay.surfaces.guards import reject_nul
 from omnirelay.surfaces.notify import account, errors, sends
 
 
@@ -22,6 +23,7 @@ def create_notify_app(ctx: AppContext) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(reject_nul)],
     )
     app.state.ctx = ctx
     errors.install(app)

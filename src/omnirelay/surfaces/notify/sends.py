@@ -105,6 +105,14 @@ async def send_simple(request: Request, ctx: Ctx, org_id: OrgId, key: Idempotenc
     )
 
 
+class _NoneAccepted(Exception):
+    """Every sendMixed element was refused: the transaction rolls back, and this answers."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(answer["desc"])
+        self.answer = answer
+
+
 @router.post("/sendMixed", openapi_extra=schemas.body(schemas.Send, array=True))
 async def send_mixed(request: Request, ctx: Ctx, org_id: OrgId, key: IdempotencyKey = None) -> Any:
     """Up to 1000 omnichannel bodies. `id[i]` is the id of element i, or null when it was
@@ -136,19 +144,20 @@ async def send_mixed(request: Request, ctx: Ctx, org_id: OrgId, key: Idempotency
                 detail.pop("result")
                 errors.append({"index": i, **detail})
         if not any(ids):
-            return 400, {
-                "result": "error",
-                "desc": "No message was accepted",
-                "id": ids,
-                "errors": errors,
-            }
+            # Raised, not answered: a refusal must not be stored under the Idempotency-Key.
+            raise _NoneAccepted(
+                {"result": "error", "desc": "No message was accepted", "id": ids, "errors": errors}
+            )
         answer: dict[str, Any] = {"result": "success", "id": ids}
         if errors:
             answer["errors"] = errors
         return 200, answer
 
-    (status, answer), replayed = await run_in_threadpool(
-        idempotency.run, ctx.db, org_id, key, request.url.path, raw, create
-    )
+    try:
+        (status, answer), replayed = await run_in_threadpool(
+            idempotency.run, ctx.db, org_id, key, request.url.path, raw, create
+        )
+    except _NoneAccepted as refused:
+        return JSONResponse(refused.answer, status_code=400)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return JSONResponse(answer, status_code=status, headers=headers)

@@ -31,9 +31,12 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
-    loc = [str(p) for p in first["loc"] if p not in ("body",)]
-    field = ".".join(loc) or None
-    if first["type"] == "missing" and field:
+    if first["type"] == "json_invalid":  # its loc is a character position, not a field
+        return error_response("invalid_json", "The body is not valid JSON")
+    field = ".".join(str(p) for p in first["loc"] if p != "body")
+    if not field:  # the body itself: absent, or not an object
+        return error_response("invalid_body", "The body must be a JSON object")
+    if first["type"] == "missing":
         return error_response("missing_field", f'No field "{field}"', field=field)
     return error_response("invalid_field", f"{field}: {first['msg']}", field=field)
 

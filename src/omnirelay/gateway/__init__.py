@@ -1,0 +1,1 @@
+"""The WhatsApp gateway (seed 002): accounts, devices, sending through them, their webhooks."""
