@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench-smoke clean
+.PHONY: run test lint bench bench-smoke chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,29 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+## bench: the whole suite at full size, both engines, PostgreSQL with 1, 2 and 4 workers
+## (hours on 2 cores, most of it the 1,000,000-message drain; figures: docs/performance.md)
+bench: $(STAMP)
+	scripts/ensure-postgres.sh
+	set -e; for db in sqlite postgresql; do \
+		$(BIN)/python bench/send.py --db $$db; \
+		$(BIN)/python bench/smpp.py --db $$db; \
+		$(BIN)/python bench/webhooks.py --db $$db; \
+		$(BIN)/python bench/backlog.py --db $$db; \
+		$(BIN)/python bench/idle.py --db $$db; \
+	done
+	set -e; for w in 1 2 4; do \
+		$(BIN)/python bench/send.py --db postgresql --workers $$w; \
+		$(BIN)/python bench/backlog.py --db postgresql --workers $$w; \
+	done
+	$(BIN)/python bench/backlog.py --db postgresql --workers 4 -n 1000000
+
+## chaos: the no-loss test, kill -9 under load (bench/chaos.py; a small one runs in CI)
+chaos: $(STAMP)
+	scripts/ensure-postgres.sh
+	$(BIN)/python bench/chaos.py --db sqlite
+	$(BIN)/python bench/chaos.py --db postgresql
 
 bench-smoke: $(STAMP)
 	scripts/ensure-postgres.sh
