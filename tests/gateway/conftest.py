@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +23,20 @@ from tests.notify.conftest import (  # noqa: F401  (fixtures shared with the pip
     deliverer,
     drain,
     receiver,
-    settings,
     wait_for,
 )
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Any:
+    from omnirelay.config import Settings
+
+    return Settings(
+        database_url=database_url,
+        rate_limit_requests=10_000,
+        webhook_allowed_networks="127.0.0.0/8,::1/128",
+        media_dir=str(tmp_path / "media"),
+    )
 
 
 class Clock:

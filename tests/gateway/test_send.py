@@ -162,8 +162,15 @@ def test_polls_location_and_media_reach_the_step(
 
 
 def test_files_are_checked_for_size_and_format(
-    send: Send, connected: DeviceRef, db: Database
+    send: Send, connected: DeviceRef, db: Database, settings: Any, client: TestClient
 ) -> None:
+    from pathlib import Path
+
+    media = Path(settings.media_dir)
+
+    def kept() -> list[str]:
+        return sorted(p.name for p in media.glob("*")) if media.exists() else []
+
     fields = {"target": "6281234567890", "message": "file"}
     big = {"file": ("big.jpg", b"\xff" * (4 * 1024 * 1024 + 1), "image/jpeg")}
     assert send(connected, "multipart", fields, big) == {
@@ -175,10 +182,18 @@ def test_files_are_checked_for_size_and_format(
         "reason": "file format not supported",
         "status": False,
     }
+    assert kept() == []  # a refused upload leaves nothing behind
     good = {"file": ("photo.jpg", b"\xff\xd8\xff", "image/jpeg")}
+    bad_token = client.post(
+        "/send", headers={"Authorization": "nope"}, data=fields, files=good
+    ).json()
+    assert bad_token == {"reason": "token invalid", "status": False}
+    assert kept() == []  # nothing is written for a caller without a valid token
     assert send(connected, "multipart", fields, good)["status"] is True
     ((_, message),) = _rows(db)
     assert message.route[0]["extra"]["filename"] == "photo.jpg"
+    (name,) = kept()
+    assert name.endswith("-photo.jpg") and message.route[0]["extra"]["file"].endswith(name)
 
 
 def test_data_batches_in_sequence(send: Send, connected: DeviceRef, db: Database) -> None:

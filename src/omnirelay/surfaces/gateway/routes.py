@@ -49,8 +49,9 @@ def _refused(reason: str, key: str = "reason") -> JSONResponse:
     return JSONResponse({key: reason, "status": False})
 
 
-async def _read(request: Request, ctx: AppContext) -> tuple[Fields, StoredFile | None]:
-    """The fields of any body kind; an uploaded ``file`` is saved under media_dir."""
+async def _read(request: Request, ctx: AppContext) -> tuple[Fields, UploadFile | None]:
+    """The fields of any body kind, and the uploaded ``file`` (not saved yet: only a
+    caller with a valid token may put a file on our disk)."""
     ctype = request.headers.get("content-type", "")
     if request.method == "GET":
         return _clean(dict(request.query_params)), None
@@ -66,14 +67,14 @@ async def _read(request: Request, ctx: AppContext) -> tuple[Fields, StoredFile |
     if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         form = await request.form(max_part_size=MAX_FILE + 1024)
         fields: Fields = {}
-        stored: StoredFile | None = None
+        upload: UploadFile | None = None
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
-                if key == "file" and stored is None:
-                    stored = await _save(value, ctx)
+                if key == "file" and upload is None:
+                    upload = value
             else:
                 fields[key] = value
-        return _clean(fields), stored
+        return _clean(fields), upload
     raw = await request.body()
     if raw.strip():
         raise SendInvalid("input invalid")
@@ -100,11 +101,14 @@ def _clean(fields: Fields) -> Fields:
 async def _save(upload: UploadFile, ctx: AppContext) -> StoredFile:
     data = await upload.read(MAX_FILE + 1)  # one byte more tells "too big"
     name = Path(upload.filename or "file").name
-    folder = Path(ctx.settings.media_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}-{name}"
+    path = Path(ctx.settings.media_dir) / f"{uuid.uuid4().hex}-{name}"
     if len(data) <= MAX_FILE:
-        path.write_bytes(data)
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        await run_in_threadpool(write)
     return StoredFile(str(path), name, len(data))
 
 
@@ -219,11 +223,11 @@ def _send_answer(sent: service.Sent) -> dict[str, Any]:
 @router.post("/send", tags=["send"], summary="Send a message through the device")
 async def send(request: Request, ctx: Ctx) -> Response:
     try:
-        fields, stored = await _read(request, ctx)
+        fields, upload = await _read(request, ctx)
     except SendInvalid as exc:
         return _refused(exc.reason)
     token = request.headers.get("authorization")
-    return await _send(ctx, fields, stored, [token] if token else [])
+    return await _send(ctx, fields, upload, [token] if token else [])
 
 
 @router.get("/send", tags=["send"], summary="Send with a GET (token and redirect in the query)")
@@ -243,7 +247,7 @@ async def send_get(request: Request, ctx: Ctx) -> Response:
 
 
 async def _send(
-    ctx: AppContext, fields: Fields, stored: StoredFile | None, tokens: list[str]
+    ctx: AppContext, fields: Fields, upload: UploadFile | None, tokens: list[str]
 ) -> JSONResponse:
     allowed = parse_networks(ctx.settings.webhook_allowed_networks)
     now = ctx.clock()
@@ -266,6 +270,7 @@ async def _send(
     if isinstance(picked, JSONResponse):
         return picked
     device_id, country = picked
+    stored = await _save(upload, ctx) if upload is not None else None
     try:
         # Before the transaction: the URL check resolves DNS, no lock is held meanwhile.
         request = await run_in_threadpool(
@@ -274,6 +279,7 @@ async def _send(
             )
         )
     except SendInvalid as exc:
+        _discard(stored)
         return _refused(exc.reason)
 
     def work(session: Session) -> dict[str, Any] | JSONResponse:
@@ -282,7 +288,15 @@ async def _send(
             return _refused("token invalid")
         return _send_answer(service.send(session, device, request, now))
 
-    return await _run(ctx, work)
+    answer = await _run(ctx, work)
+    if answer.status_code != 200 or b'"status":false' in bytes(answer.body):
+        _discard(stored)  # refused: nothing will ever send the file
+    return answer
+
+
+def _discard(stored: StoredFile | None) -> None:
+    if stored is not None:
+        Path(stored.path).unlink(missing_ok=True)
 
 
 # --- devices -----------------------------------------------------------------------------
