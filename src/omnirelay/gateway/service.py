@@ -16,17 +16,21 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from omnirelay.channels.base import PermanentError, RetriableError
+from omnirelay.channels.whatsapp_cloud import to_provider_event
 from omnirelay.connections import service as connections
+from omnirelay.db import utcnow
+from omnirelay.errors import InvalidInput, NotFound
 from omnirelay.gateway import repository as repo
 from omnirelay.gateway.drivers import driver_for
 from omnirelay.gateway.models import Device, GatewayAccount, GatewayMessage
-from omnirelay.gateway.schemas import SendRequest
+from omnirelay.gateway.schemas import SendRequest, normalize_target
 from omnirelay.messaging import pipeline
 from omnirelay.messaging import service as messaging
 from omnirelay.messaging.validation import Draft, StepDraft
 from omnirelay.queue import enqueue
 from omnirelay.security import hash_secret
 from omnirelay.webhooks import service as webhooks
+from omnirelay.webhooks.ssrf import validate_url
 
 FREE_DEVICES = 10  # per account
 FREE_QUOTA = 1000  # messages a new free device may send
@@ -39,6 +43,7 @@ METHOD = "gateway"  # the pipeline's method of the gateway's messages
 OTP_METHOD = "gateway.otp"
 AUTOSCAN = "gateway.autoscan"
 MESSAGE_TTL = 24 * 3600  # how long a sent message waits for its delivery report
+HOLD_SECONDS = 15  # how often a held message looks for its device again
 
 
 class Refused(Exception):
@@ -173,8 +178,6 @@ def add_device(
 def update_device(
     session: Session, device: Device, fields: dict[str, Any], allowed: Any, now: datetime
 ) -> None:
-    from omnirelay.webhooks.ssrf import validate_url
-
     if "name" in fields:
         name = str(fields["name"]).strip()
         if not 2 <= len(name) <= 30:
@@ -530,7 +533,7 @@ def on_reply(session: Session, message: Any, text: str) -> None:
         return
     device = repo.device(session, message.organization_id, gm.device_id)
     if device is not None:
-        incoming(session, device, sender=message.phone, text=text, now=None)
+        incoming(session, device, sender=message.phone, text=text, now=utcnow())
 
 
 def incoming(
@@ -539,16 +542,13 @@ def incoming(
     *,
     sender: str,
     text: str,
-    now: datetime | None,
+    now: datetime,
     name: str = "",
     extra: dict[str, Any] | None = None,
 ) -> None:
     """A message to the device: the device's incoming-message webhook."""
     if not device.webhook:
         return
-    from omnirelay.db import utcnow
-
-    at = now or utcnow()
     payload: dict[str, Any] = {
         "device": device.number,
         "sender": sender,
@@ -559,7 +559,7 @@ def incoming(
         "location": "",
         "pollname": "",
         "choices": [],
-        "timestamp": int(at.timestamp()),
+        "timestamp": int(now.timestamp()),
         "inboxid": "",
         "url": "",
         "filename": "",
@@ -581,12 +581,7 @@ def dispatch_gate(session: Session, message: Any, step: dict[str, Any]) -> datet
     device = repo.device_by_connection(session, int(step["connection_id"]))
     if device is None or device.status == "connect":
         return None
-    from omnirelay.db import utcnow
-
     return utcnow() + timedelta(seconds=HOLD_SECONDS)
-
-
-HOLD_SECONDS = 15  # how often a held message looks for its device again
 
 
 pipeline.STATUS_HOOKS[METHOD] = on_status
@@ -598,8 +593,6 @@ pipeline.DISPATCH_GATES[OTP_METHOD] = dispatch_gate
 def validate_numbers(
     session: Session, device: Device, targets: str, country_code: str
 ) -> dict[str, Any]:
-    from omnirelay.gateway.schemas import normalize_target
-
     numbers: list[str] = []
     for raw in targets.split(","):
         found = normalize_target(raw.split("|")[0], country_code or device.country_code)
@@ -631,8 +624,6 @@ def bind_driver(
 ) -> Device:
     """Bind a device to a driver (``wa_sandbox`` or ``whatsapp_cloud``) with its settings;
     the device is disconnected until it pairs again."""
-    from omnirelay.errors import InvalidInput, NotFound
-
     device = repo.device(session, organization_id, device_id)
     if device is None:
         raise NotFound("device_not_found", f"no device {device_id}")
@@ -648,8 +639,6 @@ def bind_driver(
 def cloud_events(session: Session, device: Device, events: list[Any], now: datetime) -> int:
     """Apply what a Cloud API webhook said: statuses through the pipeline (as any
     provider's reports), inbound messages to the device's incoming webhook."""
-    from omnirelay.channels.whatsapp_cloud import to_provider_event
-
     applied = 0
     for event in events:
         if event.kind == "status" and event.provider_message_id:

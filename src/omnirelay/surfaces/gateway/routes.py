@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,7 +18,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
+from omnirelay.channels.whatsapp_cloud import parse_webhook, verify_signature, verify_subscription
+from omnirelay.connections import repository as connections_repo
 from omnirelay.context import AppContext, get_context
+from omnirelay.gateway import repository as gateway_repo
 from omnirelay.gateway import service
 from omnirelay.gateway.models import Device
 from omnirelay.gateway.schemas import MAX_FILE, SendInvalid, StoredFile, parse_send
@@ -112,14 +115,6 @@ async def _save(upload: UploadFile, ctx: AppContext) -> StoredFile:
     return StoredFile(str(path), name, len(data))
 
 
-def _device(session: Session, request: Request, method: str) -> Device | JSONResponse:
-    device = service.device_by_token(session, request.headers.get("authorization"))
-    if device is None:
-        reason, key = TOKEN_ANSWERS[method]
-        return _refused(reason, key)
-    return device
-
-
 Work = Callable[[Session], dict[str, Any] | JSONResponse]
 
 
@@ -150,36 +145,16 @@ class _Answer(Exception):
         self.response = response
 
 
-DeviceWork = Callable[[AppContext, Session, Device, Fields, datetime], dict[str, Any]]
+C = TypeVar("C")  # the caller: a Device, or an organization id
 
 
-def _device_method(method: str, body: DeviceWork) -> Callable[..., Any]:
-    """A method called with a device token."""
-
-    async def handler(request: Request, ctx: Ctx) -> Response:
-        try:
-            fields, _ = await _read(request, ctx)
-        except SendInvalid as exc:
-            return _refused(exc.reason)
-        now = ctx.clock()
-
-        def work(session: Session) -> dict[str, Any] | JSONResponse:
-            device = _device(session, request, method)
-            if isinstance(device, JSONResponse):
-                return device
-            return body(ctx, session, device, fields, now)
-
-        return await _run(ctx, work)
-
-    handler.__name__ = method.replace("-", "_")
-    return handler
-
-
-AccountWork = Callable[[AppContext, Session, str, Fields, datetime], dict[str, Any]]
-
-
-def _account_method(method: str, body: AccountWork) -> Callable[..., Any]:
-    """A method called with the account token."""
+def _method(
+    method: str,
+    caller: Callable[[Session, str | None], C | None],
+    body: Callable[[AppContext, Session, C, Fields, datetime], dict[str, Any]],
+) -> Callable[..., Any]:
+    """A seed method: read the fields, find the caller by the token kind the seed names
+    (answering its words for a wrong one), run ``body`` in one transaction."""
 
     async def handler(request: Request, ctx: Ctx) -> Response:
         try:
@@ -189,16 +164,21 @@ def _account_method(method: str, body: AccountWork) -> Callable[..., Any]:
         now = ctx.clock()
 
         def work(session: Session) -> dict[str, Any] | JSONResponse:
-            account = service.account_by_token(session, request.headers.get("authorization"))
-            if account is None:
+            found = caller(session, request.headers.get("authorization"))
+            if found is None:
                 reason, key = TOKEN_ANSWERS[method]
                 return _refused(reason, key)
-            return body(ctx, session, account.organization_id, fields, now)
+            return body(ctx, session, found, fields, now)
 
         return await _run(ctx, work)
 
     handler.__name__ = method.replace("-", "_")
     return handler
+
+
+def _account(session: Session, token: str | None) -> str | None:
+    account = service.account_by_token(session, token)
+    return account.organization_id if account is not None else None
 
 
 # --- sending ----------------------------------------------------------------------------
@@ -399,7 +379,7 @@ for _path, _body, _summary in [
 ]:
     router.add_api_route(
         f"/{_path}",
-        _device_method(_path, _body),
+        _method(_path, service.device_by_token, _body),
         methods=["POST"],
         tags=["devices"],
         summary=_summary,
@@ -411,7 +391,7 @@ for _path, _abody, _summary in [
 ]:
     router.add_api_route(
         f"/{_path}",
-        _account_method(_path, _abody),
+        _method(_path, _account, _abody),
         methods=["POST"],
         tags=["account"],
         summary=_summary,
@@ -421,10 +401,8 @@ for _path, _abody, _summary in [
 # --- the WhatsApp Cloud API's webhook of a device bound to it ---------------------------------
 
 
-def _cloud_settings(ctx: AppContext, device_id: int) -> tuple[Device, dict[str, Any]] | None:
-    from omnirelay.connections import repository as connections_repo
-    from omnirelay.gateway import repository as gateway_repo
-
+def _cloud_settings(ctx: AppContext, device_id: int) -> dict[str, Any] | None:
+    """The connection settings of a device bound to the Cloud API, else None."""
     if not 0 < device_id <= MAX_ID:
         return None
     with ctx.db.read() as session:
@@ -432,16 +410,14 @@ def _cloud_settings(ctx: AppContext, device_id: int) -> tuple[Device, dict[str, 
         if device is None or device.driver != "whatsapp_cloud":
             return None
         conn = connections_repo.by_id_any(session, device.connection_id)
-        return (device, dict(conn.settings)) if conn is not None else None
+        return dict(conn.settings) if conn is not None else None
 
 
 @router.get("/gateway/cloud/{device_id}/webhook", tags=["cloud api"], include_in_schema=False)
 async def cloud_subscribe(device_id: int, request: Request, ctx: Ctx) -> Response:
     """Meta's subscription handshake: echo ``hub.challenge`` when the verify token matches."""
-    from omnirelay.channels.whatsapp_cloud import verify_subscription
-
     found = await run_in_threadpool(_cloud_settings, ctx, device_id)
-    token = str(found[1].get("verify_token") or "") if found else ""
+    token = str(found.get("verify_token") or "") if found else ""
     challenge = verify_subscription(dict(request.query_params), token) if token else None
     if challenge is None:
         return Response("forbidden", status_code=403, media_type="text/plain")
@@ -452,11 +428,9 @@ async def cloud_subscribe(device_id: int, request: Request, ctx: Ctx) -> Respons
 async def cloud_notify(device_id: int, request: Request, ctx: Ctx) -> Response:
     """Statuses and inbound messages from the Cloud API; the raw body is verified against
     the app secret before anything is read from it."""
-    from omnirelay.channels.whatsapp_cloud import parse_webhook, verify_signature
-
     raw = await request.body()
     found = await run_in_threadpool(_cloud_settings, ctx, device_id)
-    secret = str(found[1].get("app_secret") or "") if found else ""
+    secret = str(found.get("app_secret") or "") if found else ""
     if not found or not secret:
         return _refused("invalid device")
     if not verify_signature(raw, request.headers.get("x-hub-signature-256"), secret):
@@ -469,8 +443,6 @@ async def cloud_notify(device_id: int, request: Request, ctx: Ctx) -> Response:
     now = ctx.clock()
 
     def apply() -> int:
-        from omnirelay.gateway import repository as gateway_repo
-
         with ctx.db.transaction() as session:
             device = gateway_repo.device_any(session, device_id)
             return service.cloud_events(session, device, events, now) if device else 0
