@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("-n", "--messages", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (PostgreSQL)")
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--progress", type=float, default=60.0, help="seconds between lines")
     args = parser.parse_args()
     if args.smoke:
         args.messages = 1000
@@ -76,7 +77,7 @@ def main() -> None:
         t0 = time.perf_counter()
         _fill(db, args.messages)
         print(f"== bench/backlog.py  db={args.db}  n={args.messages}  workers={args.workers}")
-        print(f"{'backlog written':<40} {time.perf_counter() - t0:>12,.1f} s")
+        print(f"{'backlog written':<40} {time.perf_counter() - t0:>12,.1f} s", flush=True)
         env = {**os.environ, "OMNIRELAY_DATABASE_URL": db.url, "OMNIRELAY_LOG_LEVEL": "WARNING"}
         procs = [
             subprocess.Popen([sys.executable, "-m", "omnirelay", "worker"], env=env)
@@ -86,10 +87,18 @@ def main() -> None:
             t0 = time.perf_counter()
             samples: list[float] = []
             final = 0
+            last_report = t0
             while final < args.messages:
                 time.sleep(1.0)
                 samples.append(sum(_rss_mb(p.pid) for p in procs))
                 final = _count_final(db)
+                now = time.perf_counter()
+                if now - last_report >= args.progress:
+                    # A long drain reports as it goes, so its rate and memory show a trend.
+                    last_report = now
+                    print(f"  {now - t0:>7,.0f} s  final {final:>9,}  "
+                          f"{final / (now - t0):>8,.1f} msg/s  RSS {samples[-1]:,.0f} MB",
+                          flush=True)  # fmt: skip
                 if time.perf_counter() - t0 > 4 * 3600:
                     raise SystemExit("drain did not finish in 4 hours")
             took = time.perf_counter() - t0

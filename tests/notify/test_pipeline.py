@@ -85,10 +85,11 @@ def test_ttl_without_a_report_expires_the_step_and_hands_over(
     mid = r.json()["id"]
     drain()
     assert (message(mid).status, message(mid).step) == ("sent", 0)  # waiting for a report
-    advance(59)
+    # Half the ttl: a wide margin, because the real clock keeps running under a slow CI run.
+    advance(30)
     drain()
     assert message(mid).step == 0  # not yet: the ttl is 60 s
-    advance(2)
+    advance(31)
     drain()
     assert attempts(db, mid) == [("viber", "expired", None), ("sms", "delivered", None)]
     assert message(mid).status == "delivered"
