@@ -222,3 +222,21 @@ def test_final_failure_report_carries_error_and_code(org, v3, drain, receiver, d
     assert [b["status"] for b in reports] == ["sent", "error"]
     assert reports[1]["code"] == 1201 and reports[1]["channel"] == "sms"
     assert reports[1]["id"] == r.json()["id"]
+
+
+def test_a_sent_message_is_finished_before_the_backlog_behind_it_is_sent(v3, db, message):
+    """Reports of messages already sent run before new dispatches: under a backlog a
+    customer hears about a message soon after it went, not after the whole backlog."""
+    from omnirelay.queue.registry import tasks
+    from omnirelay.queue.worker import Worker
+
+    ids = [
+        v3("message/sendSMS", {"sender": "SANDBOX", "phone": DELIVERED, "text": str(i)}).json()[
+            "id"
+        ]
+        for i in range(6)
+    ]
+    one_at_a_time = Worker(db, tasks, concurrency=1, prefetch=1)
+    one_at_a_time.run_until_idle(max_jobs=2)  # the first dispatch, then its report
+    assert message(ids[0]).status == "delivered"
+    assert [message(i).status for i in ids[1:]] == ["accepted"] * 5

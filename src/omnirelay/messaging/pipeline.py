@@ -44,6 +44,11 @@ RANK = {"accepted": 0, "queued": 0, "submitting": 0, "sent": 1, "delivered": 2, 
 WAITING = ("queued", "submitting", "sent")  # the ttl watch expires these
 MAX_SEND_TRIES = 5  # retriable provider errors before the step is given up
 EARLY_EVENT_TRIES = 20  # a report that arrives before its attempt is recorded waits
+# Reports, replies and ttl watches of messages already sent run before new dispatches:
+# under a backlog, a message sent is finished (and its customer told) first, instead of
+# every report waiting behind the whole backlog. They cannot starve dispatch: each one
+# exists only because a dispatch ran.
+IN_FLIGHT = 1
 
 
 # A surface whose messages report in their own shape (the WhatsApp gateway's webhooks)
@@ -174,6 +179,7 @@ def _sent(
         TTL,
         {"attempt_id": attempt.id},
         run_at=attempt.expires_at,
+        priority=IN_FLIGHT,
         organization_id=message.organization_id,
     )
     for event in result.events:
@@ -213,6 +219,7 @@ def enqueue_event(
         EVENT,
         event_payload(connection_id, provider_message_id, event),
         run_at=utcnow() + timedelta(seconds=event.delay),
+        priority=IN_FLIGHT,
         organization_id=organization_id,
         # A report of an id never recorded (an SMSC answering a copy sent before a
         # failover) is dropped by apply_event after EARLY_EVENT_TRIES, not dead-lettered.

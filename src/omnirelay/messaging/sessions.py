@@ -118,5 +118,6 @@ def enqueue_inbound(
         session,
         INBOUND,
         {"connection_id": connection_id, "phone": phone, "to": to, "text": text},
+        priority=pipeline.IN_FLIGHT,
         organization_id=organization_id,
     )

@@ -25,6 +25,7 @@ from omnirelay.gateway import repository as gateway_repo
 from omnirelay.gateway import service
 from omnirelay.gateway.models import Device
 from omnirelay.gateway.schemas import MAX_FILE, SendInvalid, StoredFile, parse_send
+from omnirelay.surfaces.gateway import openapi
 from omnirelay.webhooks.ssrf import parse_networks, validate_url
 
 router = APIRouter()
@@ -200,7 +201,12 @@ def _send_answer(sent: service.Sent) -> dict[str, Any]:
     }
 
 
-@router.post("/send", tags=["send"], summary="Send a message through the device")
+@router.post(
+    "/send",
+    tags=["send"],
+    summary="Send a message through the device",
+    openapi_extra=openapi.operation("send"),
+)
 async def send(request: Request, ctx: Ctx) -> Response:
     try:
         fields, upload = await _read(request, ctx)
@@ -210,7 +216,12 @@ async def send(request: Request, ctx: Ctx) -> Response:
     return await _send(ctx, fields, upload, [token] if token else [])
 
 
-@router.get("/send", tags=["send"], summary="Send with a GET (token and redirect in the query)")
+@router.get(
+    "/send",
+    tags=["send"],
+    summary="Send with a GET (token and redirect in the query)",
+    openapi_extra=openapi.send_by_get(),
+)
 async def send_get(request: Request, ctx: Ctx) -> Response:
     try:
         fields = _clean(dict(request.query_params))
@@ -383,6 +394,7 @@ for _path, _body, _summary in [
         methods=["POST"],
         tags=["devices"],
         summary=_summary,
+        openapi_extra=openapi.operation(_path),
     )
 
 for _path, _abody, _summary in [
@@ -395,6 +407,7 @@ for _path, _abody, _summary in [
         methods=["POST"],
         tags=["account"],
         summary=_summary,
+        openapi_extra=openapi.operation(_path),
     )
 
 
