@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
 from omnirelay.app import create_app
 from omnirelay.config import Settings
@@ -222,6 +223,27 @@ def test_a_custom_id_taken_behind_the_check_gets_1018_and_nothing_else(
     assert len(dispatch_jobs(db)) == 3
     with db.transaction() as session:
         assert messaging_repo.lock_balance_amount(session, org.id) == 9_998_500  # 3 x 0.05
+
+
+def test_a_value_the_database_refuses_fails_its_item_alone(batcher, org, draft, db, monkeypatch):
+    """The database refuses one row of a batch (a data error: a value too long, a byte it
+    cannot store): the batch is redone item by item and only that item fails."""
+    insert = messaging_repo.insert_many
+
+    def refusing(session: Any, rows: Any) -> None:
+        if any(step.get("text") == "refused" for row in rows for step in row["route"]):
+            raise DataError("INSERT INTO messages ...", {}, ValueError("value refused"))
+        insert(session, rows)
+
+    monkeypatch.setattr(messaging_repo, "insert_many", refusing)
+    items = [(org.id, draft(text="one")), (org.id, draft(text="refused")), (org.id, draft())]
+    outcomes = batcher.commit(items)
+    assert outcomes[1].error is not None and outcomes[1].error.number == 1001
+    assert outcomes[0].id and outcomes[2].id and outcomes[0].error is None
+    assert set(messages_of(db, org.id)) == {outcomes[0].id, outcomes[2].id}
+    assert sorted(dispatch_jobs(db)) == sorted([outcomes[0].id, outcomes[2].id])
+    with db.transaction() as session:  # only the two accepted were debited
+        assert messaging_repo.lock_balance_amount(session, org.id) == 9_999_000
 
 
 def test_a_waiter_that_gives_up_is_answered_and_its_item_dropped(

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from omnirelay.db import Database, utcnow
@@ -209,9 +209,10 @@ class AcceptBatcher:
         ``first``, if given, is the first try's work and fills ``items`` itself."""
         try:
             return self._transaction(first or (lambda s: service.accept_bulk(s, items, utcnow())))
-        except (IntegrityError, e.SendError) as exc:
+        except (IntegrityError, DataError, e.SendError) as exc:
             # A custom_id taken by a transaction that committed after our check (or a
-            # balance that moved under the lock): only the items themselves can say.
+            # balance that moved under the lock, or a value the database refuses): only
+            # the items themselves can say which one it is.
             # (Not the exception's text: it carries the SQL parameters, phone numbers.)
             name = type(exc).__name__
             log.info("accept batcher: batch of %d conflicts (%s); item by item", len(items), name)
@@ -249,6 +250,9 @@ def _one(session: Session, item: Item) -> Outcome:
     except IntegrityError as exc:
         if "custom_id" in str(exc.orig):
             return Outcome(error=e.duplicate_custom_id())
+        log.exception("accept batcher: item refused by the database")
+        return Outcome(error=failed())
+    except DataError:
         log.exception("accept batcher: item refused by the database")
         return Outcome(error=failed())
     except e.SendError as exc:
