@@ -59,6 +59,8 @@ class FakeSmsc:
         self._conns: list[socket.socket] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        # Responses the ESME sent (deliver_sm_resp, ...): (connection number, command, seq).
+        self.responses: list[tuple[int, int, int]] = []
 
     def start(self) -> FakeSmsc:
         threading.Thread(target=self._accept, daemon=True).start()
@@ -69,6 +71,13 @@ class FakeSmsc:
         self._sock.close()
         for conn in list(self._conns):
             with contextlib.suppress(OSError):
+                conn.close()
+
+    def drop(self) -> None:
+        """Close every open connection, as a network fault would: the ESME reconnects."""
+        for conn in list(self._conns):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
                 conn.close()
 
     def __enter__(self) -> FakeSmsc:
@@ -84,13 +93,14 @@ class FakeSmsc:
             except OSError:
                 return
             self._conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            number = len(self._conns)  # 1 for the first connection
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
 
     def _send(self, conn: socket.socket, data: bytes) -> None:
         with self._lock:
             conn.sendall(data)
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, number: int) -> None:
         seq_out = itertools.count(1)
         try:
             while not self._stop.is_set():
@@ -113,7 +123,8 @@ class FakeSmsc:
                     return
                 elif command == SUBMIT:
                     self._submit(conn, seq, body, seq_out)
-                # responses from the ESME (deliver_sm_resp, ...) need nothing
+                elif command & RESP:
+                    self.responses.append((number, command, seq))  # nothing to answer
         except (OSError, struct.error):
             return
 

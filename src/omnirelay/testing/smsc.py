@@ -3,9 +3,12 @@ implementation the project did not write): it accepts every submit_sm, records i
 sends a delivery receipt back after ``receipt_delay`` seconds. Runs its own event loop in
 a thread. Messages to numbers ending in ``9999`` get an UNDELIV receipt.
 
-Like a real SMSC it keeps a receipt it could not deliver (the ESME was gone, or answered
-with an error) and sends it again when an ESME binds; :meth:`restarted` is the same SMSC
-after a restart: same port, its message ids continue, and its undelivered receipts kept."""
+Like a real SMSC it owes a receipt until an ESME acknowledges it (deliver_sm_resp OK): one
+it could not deliver (no ESME bound, the session ended, an error or no answer) is sent
+again when an ESME binds and, while one is bound, every ``retry_interval`` seconds.
+:meth:`restarted` is the same SMSC after a restart: same port, its message ids continue,
+and every receipt it still owed is kept: not yet sent, sent but not acknowledged, or
+undelivered."""
 
 from __future__ import annotations
 
@@ -47,19 +50,25 @@ class Smsc:
         receipt_delay: float = 0.0,
         receipts: bool = True,
         first_id: int = 1,
+        retry_interval: float = 1.0,
     ) -> None:
         self.port = port or free_port()
         self.receipt_delay = receipt_delay
         self.receipts = receipts
+        self.retry_interval = retry_interval
         self.received: list[Received] = []
         self.on_submit: Callable[[Received], int | None] | None = None  # a status to reject with
         self._ids = itertools.count(first_id)
-        self.undelivered: list[Received] = []  # receipts to send again at the next bind
+        self.undelivered: list[Received] = []  # receipts to send again (at a bind, a retry)
+        # Every receipt not acknowledged yet, by message id: scheduled, in flight, or
+        # undelivered. What a stop leaves here is what the restarted SMSC still owes.
+        self._owed: dict[str, Received] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: Any = None
         self._sessions: dict[str, Any] = {}
         self._main: asyncio.Task[None] | None = None
+        self._retrier: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[None]] = set()
 
     def start(self) -> Smsc:
@@ -71,19 +80,31 @@ class Smsc:
         self._server = smpp34.Server("127.0.0.1", self.port, system_id="testsmsc")
         await self._server.start()
         self._main = asyncio.create_task(self._serve())
+        self._retrier = asyncio.create_task(self._retry())
 
     async def _serve(self) -> None:
         while True:
             ev = await self._server.next()
             if isinstance(ev, smpp34.Esme):
                 self._sessions[ev.session_id] = ev
-                waiting, self.undelivered = self.undelivered, []
-                for rec in waiting:
-                    self._spawn(self._receipt(rec))
+                self._send_undelivered()
             elif isinstance(ev, smpp34.SubmitSmEvent):
                 self._submit(ev)
             elif isinstance(ev, smpp34.Unbound):
                 self._sessions.pop(ev.session_id, None)
+
+    def _send_undelivered(self) -> None:
+        waiting, self.undelivered = self.undelivered, []
+        for rec in waiting:
+            self._spawn(self._receipt(rec))
+
+    async def _retry(self) -> None:
+        # A receipt that failed while an ESME was (or is again) bound is not left until
+        # the next bind: its session may have ended after another one had bound.
+        while True:
+            await asyncio.sleep(self.retry_interval)
+            if self._sessions:
+                self._send_undelivered()
 
     def _submit(self, ev: Any) -> None:
         message_id = f"{next(self._ids):08x}"
@@ -104,6 +125,7 @@ class Smsc:
         ev.accept(message_id=message_id)
         self.received.append(rec)
         if self.receipts:
+            self._owed[message_id] = rec
             asyncio.get_running_loop().call_later(
                 self.receipt_delay, lambda: self._spawn(self._receipt(rec))
             )
@@ -113,12 +135,23 @@ class Smsc:
         self._tasks.add(task)  # a reference, so the task is not collected while it runs
         task.add_done_callback(self._tasks.discard)
 
+    def _esme_for(self, rec: Received) -> Any:
+        # To the session that submitted, else to any bound one that receives, the newest
+        # first (as SMSCs route receipts to any receiver of the account).
+        own = self._sessions.get(rec.session_id)
+        if own is not None and own.can_receive:
+            return own
+        receivers = [e for e in self._sessions.values() if e.can_receive]
+        return receivers[-1] if receivers else None
+
+    def _keep(self, rec: Received) -> None:
+        self._owed[rec.message_id] = rec
+        self.undelivered.append(rec)
+
     async def _receipt(self, rec: Received) -> None:
-        # To the session that submitted, else to any bound one (as SMSCs route receipts
-        # to any receiver of the account).
-        esme = self._sessions.get(rec.session_id) or next(iter(self._sessions.values()), None)
+        esme = self._esme_for(rec)
         if esme is None:
-            self.undelivered.append(rec)
+            self._keep(rec)
             return
         stat = "UNDELIV" if rec.destination.endswith("9999") else "DELIVRD"
         text = (
@@ -126,14 +159,18 @@ class Smsc:
             f"done date:2611230000 stat:{stat} err:000 text:"
         )
         try:
-            await esme.deliver_sm(
+            resp = await esme.deliver_sm(
                 source_addr=rec.destination,
                 destination_addr=rec.source,
                 esm_class=0x04,
                 short_message=text.encode(),
             )
         except Exception:
-            self.undelivered.append(rec)  # refused, or the session ended: keep it
+            resp = None  # the session ended, or no answer in time
+        if resp is not None and resp.is_success:
+            self._owed.pop(rec.message_id, None)
+        else:
+            self._keep(rec)  # refused, unanswered, or the session ended: still owed
 
     def receipt(self, rec: Received) -> None:
         """Send the delivery receipt of ``rec`` now (when ``receipts`` is off)."""
@@ -146,8 +183,10 @@ class Smsc:
             receipt_delay=self.receipt_delay,
             receipts=self.receipts,
             first_id=next(self._ids),
+            retry_interval=self.retry_interval,
         )
-        after.undelivered = list(self.undelivered)
+        after.undelivered = list(self._owed.values())
+        after._owed = dict(self._owed)
         return after
 
     def mo(self, source: str, destination: str, text: str) -> None:
@@ -167,13 +206,20 @@ class Smsc:
 
     def stop(self) -> None:
         async def shut() -> None:
-            if self._main is not None:
-                self._main.cancel()
+            for task in (self._main, self._retrier):
+                if task is not None:
+                    task.cancel()
             for esme in list(self._sessions.values()):
                 # End the sessions too: a stopped server answers nothing any more.
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(esme.unbind(), 2)
             await self._server.stop()
+            # Receipts still in flight were not acknowledged: they stay owed (``_owed``),
+            # like those not sent yet, and a restarted SMSC sends them.
+            pending = list(self._tasks)
+            for receipt in pending:
+                receipt.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         try:
             asyncio.run_coroutine_threadsafe(shut(), self._loop).result(10)

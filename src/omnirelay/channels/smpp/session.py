@@ -323,9 +323,10 @@ class SmppSession:
         except Exception:
             raise ConnectionLost("send failed") from None
 
-    def _send(self, pdu: Any) -> None:
+    def _send(self, pdu: Any, on: _Client | None = None) -> None:
+        """Send on the current connection; with ``on``, only if that one still is."""
         client = self._client
-        if client is None:
+        if client is None or (on is not None and client is not on):
             raise ConnectionLost("not connected")
         with self._send_lock:
             client.send_pdu(pdu)
@@ -427,7 +428,9 @@ class SmppSession:
             resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=client)
             resp.sequence = pdu.sequence
             try:
-                self._send(resp)
+                # Only where the deliver_sm came from: its sequence number means nothing
+                # on a newer connection, where it could acknowledge another PDU.
+                self._send(resp, on=client)
             except Exception:
                 log.info("%s: deliver_sm_resp not sent; the SMSC will redeliver", self.name)
 
