@@ -228,13 +228,44 @@ def test_connect_only_and_a_held_message(
     from tests.gateway.test_devices import _scan
 
     gw("/qr", device.token)
-    _scan(db, device)
-    advance(60)
+    _scan(db, device)  # connecting wakes it: no waiting for its next look
     drain()
-    advance(60)
+    ((_, message),) = _rows(db)
+    assert message.status != "accepted"
+    advance(5)  # the sandbox phone's report
     drain()
     ((_, message),) = _rows(db)
     assert message.status in ("delivered", "read")
+
+
+def test_a_held_message_looks_for_its_device_less_often_as_it_ages(
+    send: Send,
+    add_device: Callable[..., DeviceRef],
+    db: Database,
+    drain: Callable[[], int],
+    advance: Callable[[float], None],
+) -> None:
+    from omnirelay.db import utcnow
+    from omnirelay.messaging.models import Message
+    from omnirelay.queue.models import Job
+
+    device = add_device()  # never connected
+    send(device, "form", {"target": "6281234567890", "message": "hi", "connectOnly": "false"})
+
+    def next_look() -> float:
+        with db.transaction() as session:
+            query = select(Job).where(Job.status == "todo", Job.kind == "messages.dispatch")
+            job = session.scalars(query).one()
+            return (job.run_at - utcnow()).total_seconds()
+
+    drain()
+    assert 0 < next_look() <= 15  # young: every 15 s
+    with db.transaction() as session:  # a message held for a day
+        for row in session.scalars(select(Message)):
+            row.created_at = row.created_at - timedelta(days=1)
+    advance(15)
+    drain()
+    assert 3000 < next_look() <= 3600  # old: at most hourly, connecting wakes it anyway
 
 
 def test_quota_is_counted_and_insufficient_quota_writes_nothing(

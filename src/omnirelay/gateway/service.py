@@ -27,7 +27,7 @@ from omnirelay.gateway.schemas import SendRequest, normalize_target
 from omnirelay.messaging import pipeline
 from omnirelay.messaging import service as messaging
 from omnirelay.messaging.validation import Draft, StepDraft
-from omnirelay.queue import enqueue
+from omnirelay.queue import bring_forward, enqueue
 from omnirelay.security import hash_secret
 from omnirelay.webhooks import service as webhooks
 from omnirelay.webhooks.ssrf import validate_url
@@ -43,7 +43,11 @@ METHOD = "gateway"  # the pipeline's method of the gateway's messages
 OTP_METHOD = "gateway.otp"
 AUTOSCAN = "gateway.autoscan"
 MESSAGE_TTL = 24 * 3600  # how long a sent message waits for its delivery report
-HOLD_SECONDS = 15  # how often a held message looks for its device again
+# A held message looks for its device again after HOLD_SECONDS, then less often as it
+# ages (a tenth of its age, at most HOLD_MAX): connecting wakes it at once; the look is
+# only the net under a connect that races with the hold.
+HOLD_SECONDS = 15
+HOLD_MAX = 3600
 
 
 class Refused(Exception):
@@ -310,6 +314,10 @@ def disconnect(session: Session, device: Device, now: datetime) -> None:
 
 def set_state(session: Session, device: Device, status: str, reason: str, now: datetime) -> None:
     device.status, device.pairing, device.updated_at = status, None, now
+    if status == "connect":  # its held messages go now, not at their next look
+        bring_forward(
+            session, messaging.DISPATCH, "message_id", repo.pending_of_device(session, device.id)
+        )
     if device.webhook_connect:
         webhooks.emit(
             session,
@@ -581,7 +589,9 @@ def dispatch_gate(session: Session, message: Any, step: dict[str, Any]) -> datet
     device = repo.device_by_connection(session, int(step["connection_id"]))
     if device is None or device.status == "connect":
         return None
-    return utcnow() + timedelta(seconds=HOLD_SECONDS)
+    now = utcnow()
+    age = (now - message.created_at).total_seconds()
+    return now + timedelta(seconds=min(HOLD_MAX, max(HOLD_SECONDS, age / 10)))
 
 
 pipeline.STATUS_HOOKS[METHOD] = on_status

@@ -32,6 +32,28 @@ def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         session.execute(sql_insert(JOBS), list(rows))
 
 
+def bring_forward(
+    session: Session, kind: str, key: str, values: Sequence[str], at: datetime
+) -> int:
+    """Jobs of ``kind`` waiting past ``at`` whose ``payload[key]`` is one of ``values``
+    become due at ``at``."""
+    moved = 0
+    for start in range(0, len(values), 500):  # bounded IN lists
+        result = session.execute(
+            update(Job)
+            .where(
+                Job.kind == kind,
+                Job.status == TODO,
+                Job.run_at > at,
+                Job.payload[key].as_string().in_(values[start : start + 500]),
+            )
+            .values(run_at=at)
+            .execution_options(**NO_SYNC)
+        )
+        moved += int(getattr(result, "rowcount", 0) or 0)
+    return moved
+
+
 def active_by_dedupe_key(session: Session, dedupe_key: str) -> Job | None:
     return session.scalar(
         select(Job).where(Job.dedupe_key == dedupe_key, Job.status.in_(("todo", "doing")))

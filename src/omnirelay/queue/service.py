@@ -105,6 +105,15 @@ def enqueue_many(
     wakeup.notify(session, NOTIFY_CHANNEL)
 
 
+def bring_forward(session: Session, kind: str, key: str, values: Sequence[str]) -> int:
+    """Make waiting jobs due now (a held message whose reason to wait has gone), in the
+    caller's transaction; returns how many."""
+    moved = repo.bring_forward(session, kind, key, values, utcnow())
+    if moved:
+        wakeup.notify(session, NOTIFY_CHANNEL)
+    return moved
+
+
 def list_jobs(
     session: Session,
     *,
