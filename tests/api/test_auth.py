@@ -131,6 +131,24 @@ def test_one_token_per_user_and_view_shows_no_secret(client: TestClient, org: Or
     assert token not in view.text
 
 
+def test_a_token_shows_when_it_was_last_used(client: TestClient, org: Org) -> None:
+    user_id = _api_user(client, org, "ext-1")
+    token = _token_for(client, org, user_id)
+
+    def last_used() -> str | None:
+        view = client.get(f"/api/users/{user_id}/access-token", headers=org.headers())
+        assert view.status_code == 200
+        value: str | None = view.json()["lastUsedAt"]
+        return value
+
+    assert last_used() is None  # issued, never used
+    assert client.get("/api/me", headers=org.headers(token=token)).status_code == 200
+    first = last_used()
+    assert first is not None
+    assert client.get("/api/me", headers=org.headers(token=token)).status_code == 200
+    assert last_used() == first  # within a minute: not written again
+
+
 def test_deactivated_user_token_refused(client: TestClient, org: Org) -> None:
     user_id = _api_user(client, org, "ext-1")
     token = _token_for(client, org, user_id)

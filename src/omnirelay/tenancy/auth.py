@@ -8,9 +8,11 @@ workspace token, the workspace must include it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from omnirelay.db import utcnow
 from omnirelay.errors import Forbidden, InvalidInput, Unauthorized
 from omnirelay.security import hash_secret
 from omnirelay.tenancy import repository as repo
@@ -48,6 +50,9 @@ def find_subscription(session: Session, subscription_key: str | None) -> str:
     return row.organization_id
 
 
+LAST_USED_EVERY = timedelta(minutes=1)  # how fresh an access token's lastUsedAt is
+
+
 def authenticate(
     session: Session,
     organization_id: str,
@@ -66,6 +71,11 @@ def authenticate(
         user = repo.get_user(session, organization_id, access.user_id)
         if user is None or not user.is_active:
             raise Unauthorized("user_deactivated", "The access token's user is deactivated.")
+        now = utcnow()
+        # Coarse on purpose: a token in heavy use would otherwise write its row (and
+        # queue its requests on that row's lock) on every call.
+        if access.last_used_at is None or now - access.last_used_at >= LAST_USED_EVERY:
+            access.last_used_at = now
         if impersonated_external_id is None:
             return Identity(organization_id, user, user.id, None, False)
         if user.role != "admin":
