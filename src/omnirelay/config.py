@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 15.0
     webhook_concurrency: int = 256
     webhook_per_url_concurrency: int = 64
+    # How long a killed process's claimed deliveries wait before another takes them
+    # (at least twice the timeout; renewed while held).
+    webhook_lease_seconds: float = 60.0
+    # How long an SMPP connection waits for a new owner when its process died (renewed
+    # every 5 s while alive; at least 15 s).
+    smpp_session_lease_seconds: float = 30.0
 
     # Notifications (seed 001).
     default_phone_region: str = "RU"  # for numbers given without a country code

@@ -33,12 +33,13 @@ class Runtime:
             concurrency=settings.webhook_concurrency,
             per_url=settings.webhook_per_url_concurrency,
             timeout=settings.webhook_timeout_seconds,
+            lease_seconds=settings.webhook_lease_seconds,
             poll_interval=settings.worker_poll_interval,
         )
 
         from omnirelay.smpp.manager import SessionManager
 
-        self.sessions = SessionManager(db)
+        self.sessions = SessionManager(db, lease=settings.smpp_session_lease_seconds)
 
     def start(self) -> None:
         self.worker.start()

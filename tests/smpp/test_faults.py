@@ -123,3 +123,24 @@ def test_shutdown_unbinds(fake, connect, db, send, pump, status):
     pump(lambda: status(mid) == "delivered")
     manager.stop()
     assert fake.unbinds == 1
+
+
+def test_the_configured_session_lease_is_the_one_taken(fake, connect, db, settings):
+    """OMNIRELAY_SMPP_SESSION_LEASE_SECONDS reaches the lease a process takes: how long a
+    connection of a dead process waits for a new owner."""
+    from omnirelay.connections.models import ConnectionLease
+    from omnirelay.db import utcnow
+    from omnirelay.runtime import Runtime
+
+    cid = connect(fake.port)
+    runtime = Runtime(db, settings.model_copy(update={"smpp_session_lease_seconds": 90.0}))
+    try:
+        runtime.sessions.refresh()
+        with db.transaction() as session:
+            row = session.get(ConnectionLease, cid)
+            assert row is not None and row.owner == runtime.sessions.owner
+            left = (row.lease_until - utcnow()).total_seconds()
+        assert 80 < left <= 90
+    finally:
+        for connection_id in list(runtime.sessions.runners):
+            runtime.sessions._drop(connection_id)

@@ -53,3 +53,39 @@ def test_killed_mid_delivery_is_delivered_again(
             d.stop()
         ids = [r.headers["webhook-id"] for r in receiver.received()]
         assert ids == [event_id, event_id]
+
+
+def test_a_killed_worker_s_deliveries_wait_only_the_configured_lease(
+    db: Database,
+    database_url: str,
+    emit: Callable[..., str],
+    event_state: Callable[[str], WebhookEvent],
+) -> None:
+    """``omnirelay worker`` with OMNIRELAY_WEBHOOK_LEASE_SECONDS=10 is killed mid-delivery:
+    another deliverer takes the event after those 10 s (the default would be 60 s, past
+    this test's patience). The delivery timeout (5 s) outlasts the kill, so the killed
+    worker never records an attempt of its own."""
+    env = {
+        **os.environ,
+        "OMNIRELAY_DATABASE_URL": database_url,
+        "OMNIRELAY_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "OMNIRELAY_WEBHOOK_TIMEOUT_SECONDS": "5",
+        "OMNIRELAY_WEBHOOK_LEASE_SECONDS": "10",
+        "OMNIRELAY_WORKER_POLL_INTERVAL": "0.2",
+    }
+    with Receiver(lambda r: Reply(200, delay=30)) as receiver:
+        event_id = emit(receiver.url())
+        child = subprocess.Popen([sys.executable, "-m", "omnirelay", "worker"], env=env)
+        try:
+            wait_for(lambda: receiver.received(), timeout=30)  # the worker is mid-delivery
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(10)
+        receiver.script = lambda r: Reply(200)
+        d = Deliverer(db, allowed_networks=LOOPBACK, timeout=1.0, poll_interval=0.2)
+        d.start()
+        try:
+            wait_for(lambda: event_state(event_id).status == "delivered", timeout=30)
+        finally:
+            d.stop()
+        assert [r.headers["webhook-id"] for r in receiver.received()] == [event_id, event_id]

@@ -24,9 +24,19 @@ REFRESH = 5.0  # seconds between lease renewals and looks for new connections
 
 
 class SessionManager:
-    def __init__(self, db: Database, *, owner: str | None = None, refresh: float = REFRESH) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        owner: str | None = None,
+        refresh: float = REFRESH,
+        lease: float = LEASE,
+    ) -> None:
         self.db = db
         self.refresh_every = refresh
+        # Renewed every ``refresh``: a lease shorter than a few renewals could lapse under
+        # a live owner, and two processes would bind the same account.
+        self.lease = max(lease, 3 * refresh)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.runners: dict[int, ConnectionRunner] = {}
         self._wake = threading.Event()
@@ -72,6 +82,7 @@ class SessionManager:
     def refresh(self) -> None:
         """Take the leases this process can, renew its own, start and stop runners."""
         now = utcnow()
+        until = now + timedelta(seconds=self.lease)
         wanted: dict[int, tuple[str, SmppConfig]] = {}
         with self.db.transaction() as session:
             for row in repo.session_connections(session, "smpp"):
@@ -80,7 +91,7 @@ class SessionManager:
                 except ValueError as exc:
                     log.warning("SMPP connection %s: bad settings: %s", row.id, exc)
                     continue
-                if repo.acquire(session, row.id, self.owner, now + timedelta(seconds=LEASE), now):
+                if repo.acquire(session, row.id, self.owner, until, now):
                     wanted[row.id] = (row.organization_id, config)
         for connection_id in list(self.runners):
             runner = self.runners[connection_id]
