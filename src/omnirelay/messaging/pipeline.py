@@ -44,10 +44,12 @@ RANK = {"accepted": 0, "queued": 0, "submitting": 0, "sent": 1, "delivered": 2, 
 WAITING = ("queued", "submitting", "sent")  # the ttl watch expires these
 MAX_SEND_TRIES = 5  # retriable provider errors before the step is given up
 EARLY_EVENT_TRIES = 20  # a report that arrives before its attempt is recorded waits
-# Reports, replies and ttl watches of messages already sent run before new dispatches:
-# under a backlog, a message sent is finished (and its customer told) first, instead of
-# every report waiting behind the whole backlog. They cannot starve dispatch: each one
-# exists only because a dispatch ran.
+# Reports and replies of messages already sent run before new dispatches: under a
+# backlog, a message sent is finished (and its customer told) first, instead of every
+# report waiting behind the whole backlog. They cannot starve dispatch: each one exists
+# only because a dispatch ran. Only jobs due about now may have it: the claim walks the
+# higher priority's rows first, so a mass of future-dated ones there (the ttl watches,
+# due hours later) would be scanned on every claim.
 IN_FLIGHT = 1
 
 
@@ -179,7 +181,6 @@ def _sent(
         TTL,
         {"attempt_id": attempt.id},
         run_at=attempt.expires_at,
-        priority=IN_FLIGHT,
         organization_id=message.organization_id,
     )
     for event in result.events:
