@@ -24,9 +24,26 @@ def test_order_by_priority_then_run_at(db: Database, worker: Worker) -> None:
     now = utcnow()
     _enqueue(db, payload={"n": "late"}, run_at=now - timedelta(seconds=1))
     _enqueue(db, payload={"n": "early"}, run_at=now - timedelta(seconds=10))
-    _enqueue(db, payload={"n": "urgent"}, run_at=now, priority=5)
+    _enqueue(db, payload={"n": "urgent"}, run_at=now, priority=1)
     assert worker.run_until_idle() == 3
     assert [p["n"] for _, p in tasks_for_tests.seen] == ["urgent", "early", "late"]
+
+
+def test_future_jobs_of_a_higher_priority_do_not_hold_back_due_ones(
+    db: Database, worker: Worker
+) -> None:
+    now = utcnow()
+    for i in range(50):  # a mass of ttl-like watches, due in an hour
+        _enqueue(db, payload={"n": f"later{i}"}, run_at=now + timedelta(hours=1), priority=1)
+    _enqueue(db, payload={"n": "due"}, run_at=now - timedelta(seconds=1))
+    _enqueue(db, payload={"n": "urgent"}, run_at=now - timedelta(seconds=1), priority=1)
+    assert worker.run_until_idle() == 2
+    assert [p["n"] for _, p in tasks_for_tests.seen] == ["urgent", "due"]
+
+
+def test_a_priority_outside_the_known_ones_is_refused(db: Database) -> None:
+    with pytest.raises(ValueError, match="priority"):
+        _enqueue(db, priority=5)
 
 
 def test_future_jobs_wait(db: Database, worker: Worker) -> None:

@@ -47,9 +47,8 @@ EARLY_EVENT_TRIES = 20  # a report that arrives before its attempt is recorded w
 # Reports and replies of messages already sent run before new dispatches: under a
 # backlog, a message sent is finished (and its customer told) first, instead of every
 # report waiting behind the whole backlog. They cannot starve dispatch: each one exists
-# only because a dispatch ran. Only jobs due about now may have it: the claim walks the
-# higher priority's rows first, so a mass of future-dated ones there (the ttl watches,
-# due hours later) would be scanned on every claim.
+# only because a dispatch ran. (Ttl watches are not in flight work: when one is due, it
+# hands over to the next step, a new dispatch.)
 IN_FLIGHT = 1
 
 

@@ -42,6 +42,9 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+# The priorities a job may have, highest first (the claim asks for each in turn).
+PRIORITIES = (1, 0)
+
 _ACTIVE = "status IN ('todo', 'doing')"
 Index(
     "ix_jobs_due",

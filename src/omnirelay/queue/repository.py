@@ -11,7 +11,7 @@ from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from omnirelay.queue.models import Job
+from omnirelay.queue.models import PRIORITIES, Job
 
 # Literals, not bound parameters, so that the partial indexes apply.
 TODO: ColumnElement[str] = literal_column("'todo'")
@@ -82,11 +82,15 @@ def claim(
             .with_for_update(skip_locked=True)
         )
     )
-    if len(ids) < limit:
+    # One query per priority, each a range of the due index that stops at ``now``: one
+    # query over all of them would walk the future-dated rows of a higher priority first.
+    for priority in PRIORITIES:
+        if len(ids) >= limit:
+            break
         ids += session.scalars(
             select(Job.id)
-            .where(Job.status == TODO, Job.run_at <= now, lock_free)
-            .order_by(Job.priority.desc(), Job.run_at, Job.id)
+            .where(Job.status == TODO, Job.priority == priority, Job.run_at <= now, lock_free)
+            .order_by(Job.run_at, Job.id)
             .limit(limit - len(ids))
             .with_for_update(skip_locked=True)
         )

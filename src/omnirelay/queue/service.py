@@ -14,7 +14,7 @@ from omnirelay import wakeup
 from omnirelay.config import get_settings
 from omnirelay.db import utcnow
 from omnirelay.queue import repository as repo
-from omnirelay.queue.models import Job
+from omnirelay.queue.models import PRIORITIES, Job
 
 NOTIFY_CHANNEL = "omnirelay_jobs"
 
@@ -31,6 +31,7 @@ def enqueue(
     max_attempts: int | None = None,
 ) -> Job:
     """Add a job in the caller's transaction: it exists if and only if that commits."""
+    _check_priority(priority)
     if dedupe_key is not None:
         existing = repo.active_by_dedupe_key(session, dedupe_key)
         if existing is not None:
@@ -63,6 +64,11 @@ def enqueue(
     return job
 
 
+def _check_priority(priority: int) -> None:
+    if priority not in PRIORITIES:
+        raise ValueError(f"a job's priority is one of {PRIORITIES}, not {priority}")
+
+
 @dataclass(frozen=True)
 class NewJob:
     payload: dict[str, Any]
@@ -80,6 +86,7 @@ def enqueue_many(
     """Many jobs of one kind in the caller's transaction: one INSERT executemany and one
     wake-up, for writers of thousands of jobs a second (the accept path). No dedupe keys
     or locks here (those need the per-job path above), and no ids are returned."""
+    _check_priority(priority)
     if not jobs:
         return
     now = utcnow()
