@@ -240,3 +240,18 @@ def test_a_sent_message_is_finished_before_the_backlog_behind_it_is_sent(v3, db,
     one_at_a_time.run_until_idle(max_jobs=2)  # the first dispatch, then its report
     assert message(ids[0]).status == "delivered"
     assert [message(i).status for i in ids[1:]] == ["accepted"] * 5
+
+
+def test_a_finished_attempt_leaves_no_ttl_watch_behind(client, org, v3, drain, message, db):
+    """The ttl watch of an attempt goes when the attempt ends (delivered, or failed and
+    handed over): no job per message waits a day to run as a no-op."""
+    from omnirelay.queue.models import Job
+
+    add_connection(client, org, "viber", "BROKEN", outcome="undelivered")
+    done = v3("message/sendSMS", {"sender": "SANDBOX", "phone": DELIVERED, "text": "x"})
+    handed = v3("message/send", {"route": [step("viber", "BROKEN"), step("sms", "SANDBOX")]})
+    drain()
+    assert message(done.json()["id"]).status == "delivered"
+    assert message(handed.json()["id"]).status == "delivered"
+    with db.transaction() as session:
+        assert session.scalars(select(Job).where(Job.kind == "messages.ttl")).all() == []

@@ -31,7 +31,7 @@ from omnirelay.db import utcnow
 from omnirelay.messaging import repository as repo
 from omnirelay.messaging.models import Message, MessageAttempt
 from omnirelay.messaging.service import DISPATCH, daylight
-from omnirelay.queue import Retry, enqueue
+from omnirelay.queue import Retry, cancel_job, enqueue
 from omnirelay.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
@@ -175,13 +175,7 @@ def _sent(
     message.channel = attempt.channel
     message.updated_at = now
     _report(session, message, attempt, "sent")
-    enqueue(
-        session,
-        TTL,
-        {"attempt_id": attempt.id},
-        run_at=attempt.expires_at,
-        organization_id=message.organization_id,
-    )
+    watch_ttl(session, message, attempt)
     for event in result.events:
         enqueue_event(
             session,
@@ -190,6 +184,24 @@ def _sent(
             result.provider_message_id,
             event,
         )
+
+
+def watch_ttl(session: Session, message: Message, attempt: MessageAttempt) -> None:
+    """The job that expires ``attempt`` at ``expires_at`` if no final report came."""
+    enqueue(
+        session,
+        TTL,
+        {"attempt_id": attempt.id},
+        run_at=attempt.expires_at,
+        organization_id=message.organization_id,
+        dedupe_key=f"ttl:{attempt.id}",
+    )
+
+
+def _unwatch_ttl(session: Session, attempt: MessageAttempt) -> None:
+    # An attempt that ended needs no watch: without this, every message sent would leave
+    # a job behind until its ttl (a day on the gateway), to run as a no-op then.
+    cancel_job(session, f"ttl:{attempt.id}")
 
 
 def event_payload(
@@ -266,6 +278,7 @@ def apply_event(session: Session, payload: dict[str, Any], tries: int) -> None:
         return
     now = utcnow()
     attempt.status, attempt.status_at = status, now
+    _unwatch_ttl(session, attempt)
     if message.step == attempt.step and rank(status) > rank(message.status):
         message.status = status
         message.updated_at = now
@@ -314,6 +327,8 @@ def _finish_attempt(
     attempt.status, attempt.code, attempt.error, attempt.status_at = status, code, error, now
     if attempt.id is None:
         repo.add_attempt(session, attempt)
+    else:
+        _unwatch_ttl(session, attempt)
     if message.step != attempt.step or message.final_at is not None:
         return
     message.updated_at = now

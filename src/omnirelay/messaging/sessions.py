@@ -30,13 +30,7 @@ def queue_attempt(
     message.updated_at = now
     # The ttl runs from now: a session that cannot send (SMSC down) does not hold the
     # message forever; the next step takes over.
-    enqueue(
-        session,
-        pipeline.TTL,
-        {"attempt_id": attempt.id},
-        run_at=attempt.expires_at,
-        organization_id=message.organization_id,
-    )
+    pipeline.watch_ttl(session, message, attempt)
     wakeup.notify(session, NOTIFY_CHANNEL)
 
 

@@ -2,7 +2,14 @@
 as the business rows (an outbox), run by workers. See docs/queue.md."""
 
 from omnirelay.queue.registry import JobContext, PermanentFailure, Retry, TaskRegistry, tasks
-from omnirelay.queue.service import bring_forward, enqueue, get_job, list_jobs, retry_job
+from omnirelay.queue.service import (
+    bring_forward,
+    cancel_job,
+    enqueue,
+    get_job,
+    list_jobs,
+    retry_job,
+)
 
 __all__ = [
     "JobContext",
@@ -10,6 +17,7 @@ __all__ = [
     "Retry",
     "TaskRegistry",
     "bring_forward",
+    "cancel_job",
     "enqueue",
     "get_job",
     "list_jobs",

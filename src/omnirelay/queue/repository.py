@@ -16,6 +16,10 @@ from omnirelay.queue.models import PRIORITIES, Job
 # Literals, not bound parameters, so that the partial indexes apply.
 TODO: ColumnElement[str] = literal_column("'todo'")
 DOING: ColumnElement[str] = literal_column("'doing'")
+# The predicate of the dedupe index in its own words: SQLite uses a partial index only
+# when the query states its WHERE, and bound parameters do not count (a scan of the
+# whole table per dedupe lookup, measured).
+ACTIVE: ColumnElement[bool] = Job.status.in_([TODO, DOING])
 NO_SYNC = {"synchronize_session": False}
 JOBS = Job.metadata.tables[Job.__tablename__]  # the Table, for Core statements
 
@@ -54,10 +58,16 @@ def bring_forward(
     return moved
 
 
-def active_by_dedupe_key(session: Session, dedupe_key: str) -> Job | None:
-    return session.scalar(
-        select(Job).where(Job.dedupe_key == dedupe_key, Job.status.in_(("todo", "doing")))
+def delete_waiting(session: Session, dedupe_key: str) -> int:
+    result = session.execute(
+        delete(Job).where(Job.dedupe_key == dedupe_key, ACTIVE, Job.status == TODO),
+        execution_options=NO_SYNC,
     )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def active_by_dedupe_key(session: Session, dedupe_key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.dedupe_key == dedupe_key, ACTIVE))
 
 
 def claim(

@@ -112,6 +112,12 @@ def enqueue_many(
     wakeup.notify(session, NOTIFY_CHANNEL)
 
 
+def cancel_job(session: Session, dedupe_key: str) -> bool:
+    """Drop the waiting job of ``dedupe_key`` (not one already running), in the caller's
+    transaction; True if there was one."""
+    return repo.delete_waiting(session, dedupe_key) > 0
+
+
 def bring_forward(session: Session, kind: str, key: str, values: Sequence[str]) -> int:
     """Make waiting jobs due now (a held message whose reason to wait has gone), in the
     caller's transaction; returns how many."""
