@@ -278,7 +278,8 @@ def apply_event(session: Session, payload: dict[str, Any], tries: int) -> None:
         return
     now = utcnow()
     attempt.status, attempt.status_at = status, now
-    _unwatch_ttl(session, attempt)
+    if status not in WAITING:  # a "sent" report still waits for the final one
+        _unwatch_ttl(session, attempt)
     if message.step == attempt.step and rank(status) > rank(message.status):
         message.status = status
         message.updated_at = now
