@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import TypeVar, cast
 
 from sqlalchemy import Table, bindparam, exists, func, insert, literal_column, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -18,6 +18,14 @@ from omnirelay.webhooks.models import (
     WebhookEvent,
     WebhookSettings,
 )
+
+R = TypeVar("R", WebhookSettings, WebhookEndpoint)
+
+
+def add(session: Session, row: R) -> R:
+    session.add(row)
+    session.flush()
+    return row
 
 
 def get_settings(session: Session, organization_id: str) -> WebhookSettings | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from omnirelay import wakeup
@@ -31,26 +32,44 @@ def new_event_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
+Row = TypeVar("Row", WebhookSettings, WebhookEndpoint)
+
+
+def _get_or_add(session: Session, find: Callable[[], Row | None], make: Callable[[], Row]) -> Row:
+    """The row, created if missing. Two transactions may both find none: the second's
+    INSERT then waits for the first and fails on the unique key, and takes the first's
+    row instead of failing the whole job or request."""
+    row = find()
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            row = repo.add(session, make())
+    except IntegrityError:
+        row = find()
+        if row is None:
+            raise
+    return row
+
+
 def settings(session: Session, organization_id: str) -> WebhookSettings:
-    row = repo.get_settings(session, organization_id)
-    if row is None:
-        row = WebhookSettings(
+    return _get_or_add(
+        session,
+        lambda: repo.get_settings(session, organization_id),
+        lambda: WebhookSettings(
             organization_id=organization_id,
             retry_schedule=list(DEFAULT_RETRY_SCHEDULE),
             signing_secret=new_signing_secret(),
-        )
-        session.add(row)
-        session.flush()
-    return row
+        ),
+    )
 
 
 def _endpoint(session: Session, organization_id: str, url: str) -> WebhookEndpoint:
-    row = repo.get_endpoint_by_url(session, organization_id, url)
-    if row is None:
-        row = WebhookEndpoint(organization_id=organization_id, url=url)
-        session.add(row)
-        session.flush()
-    return row
+    return _get_or_add(
+        session,
+        lambda: repo.get_endpoint_by_url(session, organization_id, url),
+        lambda: WebhookEndpoint(organization_id=organization_id, url=url),
+    )
 
 
 def emit(
