@@ -222,6 +222,17 @@ def _submit(client) -> str:
     return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
 
 
+def _acknowledged_after_restart(first: Smsc, message_id: str) -> None:
+    """The restarted SMSC sends the receipt it still owes to a new bind, which answers it."""
+    second = first.restarted().start()
+    try:
+        client = _esme(second.port)
+        _answer(client, _receipt_of(client, message_id))
+        client.disconnect()
+    finally:
+        second.stop()
+
+
 def test_a_receipt_not_acknowledged_before_a_stop_is_sent_after_the_restart():
     first = Smsc().start()
     client = _esme(first.port)
@@ -231,13 +242,7 @@ def test_a_receipt_not_acknowledged_before_a_stop_is_sent_after_the_restart():
     finally:
         first.stop()
         client.disconnect()
-    second = first.restarted().start()
-    try:
-        client = _esme(second.port)
-        _answer(client, _receipt_of(client, message_id))
-        client.disconnect()
-    finally:
-        second.stop()
+    _acknowledged_after_restart(first, message_id)
 
 
 def test_a_receipt_not_sent_before_a_stop_is_sent_after_the_restart():
@@ -248,13 +253,7 @@ def test_a_receipt_not_sent_before_a_stop_is_sent_after_the_restart():
     finally:
         first.stop()
         client.disconnect()
-    second = first.restarted().start()
-    try:
-        client = _esme(second.port)
-        _answer(client, _receipt_of(client, message_id))
-        client.disconnect()
-    finally:
-        second.stop()
+    _acknowledged_after_restart(first, message_id)
 
 
 def test_a_refused_receipt_is_sent_again_while_the_esme_stays_bound():

@@ -35,9 +35,23 @@ def test_killed_mid_delivery_is_delivered_again(
     emit: Callable[..., str],
     event_state: Callable[[str], WebhookEvent],
 ) -> None:
+    _kill_mid_delivery_then_redeliver(
+        db, emit, event_state, [sys.executable, "-c", CHILD, database_url], dict(os.environ)
+    )
+
+
+def _kill_mid_delivery_then_redeliver(
+    db: Database,
+    emit: Callable[..., str],
+    event_state: Callable[[str], WebhookEvent],
+    command: list[str],
+    env: dict[str, str],
+) -> None:
+    """``command`` delivers to a receiver that answers slowly and is killed -9 mid-way; a
+    deliverer here then delivers the event again, with the same webhook-id."""
     with Receiver(lambda r: Reply(200, delay=30)) as receiver:
         event_id = emit(receiver.url())
-        child = subprocess.Popen([sys.executable, "-c", CHILD, database_url])
+        child = subprocess.Popen(command, env=env)
         try:
             wait_for(lambda: receiver.received(), timeout=30)  # the child is mid-delivery
         finally:
@@ -73,19 +87,5 @@ def test_a_killed_worker_s_deliveries_wait_only_the_configured_lease(
         "OMNIRELAY_WEBHOOK_LEASE_SECONDS": "10",
         "OMNIRELAY_WORKER_POLL_INTERVAL": "0.2",
     }
-    with Receiver(lambda r: Reply(200, delay=30)) as receiver:
-        event_id = emit(receiver.url())
-        child = subprocess.Popen([sys.executable, "-m", "omnirelay", "worker"], env=env)
-        try:
-            wait_for(lambda: receiver.received(), timeout=30)  # the worker is mid-delivery
-        finally:
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(10)
-        receiver.script = lambda r: Reply(200)
-        d = Deliverer(db, allowed_networks=LOOPBACK, timeout=1.0, poll_interval=0.2)
-        d.start()
-        try:
-            wait_for(lambda: event_state(event_id).status == "delivered", timeout=30)
-        finally:
-            d.stop()
-        assert [r.headers["webhook-id"] for r in receiver.received()] == [event_id, event_id]
+    command = [sys.executable, "-m", "omnirelay", "worker"]
+    _kill_mid_delivery_then_redeliver(db, emit, event_state, command, env)
