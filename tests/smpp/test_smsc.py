@@ -194,12 +194,13 @@ def _esme(port: int):
     client = smpplib.client.Client("127.0.0.1", port, timeout=10, allow_unknown_opt_params=True)
     client.connect()
     client.bind_transceiver(system_id="acme", password="secret")
+    client.early_receipts = []  # deliver_sm read while waiting for a submit_sm_resp
     return client
 
 
 def _receipt_of(client, message_id: str):
     """The next deliver_sm (answered by the caller), which must be ``message_id``'s receipt."""
-    pdu = client.read_pdu()
+    pdu = client.early_receipts.pop(0) if client.early_receipts else client.read_pdu()
     while pdu.command != "deliver_sm":
         pdu = client.read_pdu()
     assert f"id:{message_id} ".encode() in pdu.short_message
@@ -217,6 +218,9 @@ def _answer(client, pdu, status: int = 0) -> None:
 def _submit(client) -> str:
     client.send_message(source_addr="ACME", destination_addr=PHONE, short_message=b"hi")
     resp = client.read_pdu()
+    while resp.command == "deliver_sm":  # an SMSC may send the receipt before the response
+        client.early_receipts.append(resp)
+        resp = client.read_pdu()
     assert resp.command == "submit_sm_resp" and resp.status == 0
     message_id = resp.message_id
     return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
