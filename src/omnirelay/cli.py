@@ -145,6 +145,23 @@ def create_org(name: str, admin_email: str, as_json: bool) -> None:
     _print_credentials(_create_org(name, admin_email), as_json)
 
 
+@admin.command("housekeeping")
+def housekeeping() -> None:
+    """Sweep now: expired idempotency keys and uploads no message needs any more (the
+    workers do this every OMNIRELAY_HOUSEKEEPING_INTERVAL_SECONDS)."""
+    from omnirelay.housekeeping.tasks import run_once
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        swept = run_once(db, settings)
+    finally:
+        db.dispose()
+    click.echo(
+        f"removed {swept.idempotency_keys} expired idempotency keys, {swept.files} unused uploads"
+    )
+
+
 @admin.command("create-workspace")
 @click.option("--name", required=True)
 @click.option("--org", "orgs", multiple=True, required=True, help="Organization id (repeat).")

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # WhatsApp gateway (seed 002): where files uploaded to /send are kept for the driver.
     media_dir: str = "var/media"
 
+    # How often a process that runs workers removes expired idempotency keys and uploads
+    # that no message needs any more (seconds; 0: never, run `omnirelay admin housekeeping`).
+    housekeeping_interval_seconds: float = 3600.0
+
     # Group commit of sendSMS, sendViber, sendVK, sendTelegram, send and sendSimple without
     # an Idempotency-Key (messaging/batcher.py): concurrent requests share one transaction.
     # accept_batch_max: most drafts per transaction.

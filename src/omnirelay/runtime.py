@@ -1,4 +1,5 @@
-"""The background machinery of a process: job workers and the webhook deliverer."""
+"""The background machinery of a process: job workers, the webhook deliverer, the SMPP
+sessions and the housekeeping timer."""
 
 from __future__ import annotations
 
@@ -41,13 +42,19 @@ class Runtime:
 
         self.sessions = SessionManager(db, lease=settings.smpp_session_lease_seconds)
 
+        from omnirelay.housekeeping.tasks import Housekeeper
+
+        self.housekeeper = Housekeeper(db, settings)
+
     def start(self) -> None:
         self.worker.start()
         self.deliverer.start()
         self.sessions.start()
+        self.housekeeper.start()
         log.info("workers and webhook deliverer started")
 
     def stop(self) -> None:
+        self.housekeeper.stop()
         self.sessions.stop()  # unbinds; what was not answered is queued again
         self.deliverer.stop()
         self.worker.stop()

@@ -11,8 +11,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 
-def _run(args: list[str], database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], database_url: str, cwd: Path, **settings: str
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMNIRELAY_DATABASE_URL": database_url}
+    env.update({f"OMNIRELAY_{name.upper()}": value for name, value in settings.items()})
     return subprocess.run(
         [sys.executable, "-m", "omnirelay", *args],
         env=env,
@@ -51,6 +54,18 @@ def test_create_org_text_output(database_url: str, tmp_path: Path) -> None:
 def test_create_org_requires_name(database_url: str, tmp_path: Path) -> None:
     r = _run(["admin", "create-org"], database_url, tmp_path)
     assert r.returncode != 0 and "--name" in r.stderr
+
+
+def test_admin_housekeeping_sweeps_now(database_url: str, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    unused = media / ("0" * 32 + "-old.jpg")  # named as an upload; no message carries it
+    unused.write_bytes(b"x")
+    os.utime(unused, (0, 0))
+    r = _run(["admin", "housekeeping"], database_url, tmp_path, media_dir=str(media))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "removed 0 expired idempotency keys, 1 unused uploads"
+    assert not unused.exists()
 
 
 def test_migrate_fresh_sqlite_and_demo_is_stable(tmp_path: Path) -> None:

@@ -84,4 +84,7 @@ class GatewayMessage(Base):
     request_id: Mapped[int] = mapped_column(Integer, index=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), unique=True)
     target: Mapped[str] = mapped_column(String(40))
+    # The name of the uploaded file it carries (under media_dir; unique: uuid-prefixed),
+    # kept until every message that carries it is final.
+    file: Mapped[str | None] = mapped_column(Text, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

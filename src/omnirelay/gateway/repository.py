@@ -105,3 +105,14 @@ def pending_of_device(session: Session, device_id: int) -> Sequence[str]:
             Message.status == "accepted",
         )
     ).all()
+
+
+def file_in_use(session: Session, name: str) -> bool:
+    """Whether a message that is not final yet carries the uploaded file ``name``."""
+    found = session.scalar(
+        select(GatewayMessage.id)
+        .join(Message, Message.id == GatewayMessage.message_id)
+        .where(GatewayMessage.file == name, Message.final_at.is_(None))
+        .limit(1)
+    )
+    return found is not None

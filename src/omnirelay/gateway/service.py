@@ -7,6 +7,7 @@ Refusals raise :class:`Refused` with the seed's words; the surface answers them.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -402,6 +403,30 @@ def _send_otp(session: Session, device: Device, code: str, now: datetime) -> Non
         raise Refused("otp could not be sent")
 
 
+# --- uploaded files -----------------------------------------------------------------------
+
+UPLOAD_NAME = re.compile(r"[0-9a-f]{32}-")  # what the surface names a saved upload
+
+
+def discard_unused_files(session: Session, media_dir: str, saved_before: datetime) -> int:
+    """Delete the uploads saved before ``saved_before`` that no message still waiting for
+    a final status carries (sent, refused, cancelled, or never committed); their count.
+    Only files named as the surface names uploads are touched."""
+    folder = Path(media_dir)
+    if not folder.is_dir():
+        return 0
+    cutoff = saved_before.timestamp()
+    removed = 0
+    for path in folder.iterdir():
+        if not UPLOAD_NAME.match(path.name) or not path.is_file():
+            continue
+        if path.stat().st_mtime >= cutoff or repo.file_in_use(session, path.name):
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 # --- sending ------------------------------------------------------------------------------
 
 
@@ -453,6 +478,7 @@ def send(session: Session, device: Device, request: SendRequest, now: datetime) 
             request_id=0,
             message_id=o.id,
             target=item.target,
+            file=Path(item.extra["file"]).name if item.extra.get("file") else None,
             created_at=now,
         )
         for o, item in zip(outcomes, items, strict=True)

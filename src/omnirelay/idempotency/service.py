@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,11 @@ TTL = timedelta(hours=24)
 MAX_KEY = 255
 
 Answer = tuple[int, Any]  # HTTP status, JSON body
+
+
+def purge_expired(session: Session, now: datetime) -> int:
+    """Delete the keys older than ``TTL`` (no longer replayed); their count."""
+    return repo.purge_before(session, now - TTL)
 
 
 def request_hash(path: str, body: bytes) -> str:

@@ -1,0 +1,55 @@
+"""The timer that runs a sweep every ``housekeeping_interval_seconds`` in a process that
+runs workers. A timer, not a queued job: a sweep is idempotent, so processes need not
+agree on who runs it, and the queue holds only business work."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from omnirelay.config import Settings
+from omnirelay.db import Database, utcnow
+from omnirelay.housekeeping import service
+from omnirelay.housekeeping.service import Swept
+
+log = logging.getLogger(__name__)
+
+
+def run_once(db: Database, settings: Settings) -> Swept:
+    with db.transaction() as session:
+        swept = service.sweep(session, settings.media_dir, utcnow())
+    if swept.idempotency_keys or swept.files:
+        log.info(
+            "housekeeping: %d expired idempotency keys, %d unused uploads removed",
+            swept.idempotency_keys,
+            swept.files,
+        )
+    return swept
+
+
+class Housekeeper:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db, self.settings = db, settings
+        self.interval = settings.housekeeping_interval_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.interval <= 0:  # 0 turns the timer off (run `omnirelay admin housekeeping`)
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="housekeeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                run_once(self.db, self.settings)
+            except Exception:  # the next round tries again; a sweep loses nothing
+                log.exception("housekeeping sweep failed")
