@@ -186,3 +186,58 @@ def test_a_failed_status_fails_the_message(
     _signed(client, device_id, payload, str(peer.app_secret))
     drain()
     assert gw("/status", device.token, data={"id": sent["id"][0]})["message_status"] == "failed"
+
+
+def _while_the_api_is_asked(
+    peer: CloudApiPeer, monkeypatch: pytest.MonkeyPatch, db: Database, sql: str, **params: Any
+) -> list[str]:
+    """Run ``sql`` in its own transaction from inside the API's answer to the number
+    lookup; what happened is appended to the returned list."""
+    from sqlalchemy import text
+
+    happened: list[str] = []
+    answer = peer._phone_number
+
+    def write_then_answer(fields: str) -> Any:
+        try:
+            with db.transaction() as session:
+                session.execute(text(sql), params)
+            happened.append("committed")
+        except Exception as exc:  # a lock held by /qr
+            happened.append(repr(exc))
+        return answer(fields)
+
+    monkeypatch.setattr(peer, "_phone_number", write_then_answer)
+    return happened
+
+
+def test_no_transaction_is_open_while_the_api_is_asked(
+    cloud_device: tuple[DeviceRef, int],
+    gw: Callable[..., Any],
+    peer: CloudApiPeer,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/qr asks the Cloud API about the number. While it does, another request can write,
+    the device's own row included (on SQLite one open transaction would hold the
+    database's only write lock until the API answered, or for its whole timeout)."""
+    device, device_id = cloud_device
+    sql = "UPDATE gateway_devices SET name = name WHERE id = :id"
+    wrote = _while_the_api_is_asked(peer, monkeypatch, db, sql, id=device_id)
+    assert gw("/qr", device.token) == {"detail": "device connected", "status": True}
+    assert wrote == ["committed"]
+    assert gw("/device", device.token)["device_status"] == "connect"
+
+
+def test_a_device_connected_while_the_api_is_asked_is_not_connected_twice(
+    cloud_device: tuple[DeviceRef, int],
+    gw: Callable[..., Any],
+    peer: CloudApiPeer,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    device, device_id = cloud_device
+    sql = "UPDATE gateway_devices SET status = 'connect' WHERE id = :id"
+    wrote = _while_the_api_is_asked(peer, monkeypatch, db, sql, id=device_id)
+    assert gw("/qr", device.token) == {"reason": "device already connect", "status": False}
+    assert wrote == ["committed"]  # the checks ran again on the locked row, after the API

@@ -22,7 +22,7 @@ from omnirelay.connections import service as connections
 from omnirelay.db import utcnow
 from omnirelay.errors import InvalidInput, NotFound
 from omnirelay.gateway import repository as repo
-from omnirelay.gateway.drivers import driver_for
+from omnirelay.gateway.drivers import PairStart, driver_for
 from omnirelay.gateway.models import Device, GatewayAccount, GatewayMessage
 from omnirelay.gateway.schemas import SendRequest, normalize_target
 from omnirelay.messaging import pipeline
@@ -261,9 +261,20 @@ class Pairing:
     value: str  # base64 PNG, or the pairing code
 
 
-def start_pairing(session: Session, device: Device, kind: str, now: datetime) -> Pairing:
-    if kind not in ("qr", "code"):
-        raise Refused("input invalid")
+@dataclass(frozen=True)
+class PairingPlan:
+    """What the driver needs to start pairing, read in a first transaction: the driver
+    may call a provider, which must not happen while a transaction (on SQLite, the
+    database's one write lock) is open."""
+
+    device_id: int
+    driver: str
+    number: str
+    settings: dict[str, Any]
+    kind: str
+
+
+def _check_can_pair(session: Session, device: Device) -> None:
     if device.status == "connect":
         raise Refused("device already connect")
     if (
@@ -271,16 +282,39 @@ def start_pairing(session: Session, device: Device, kind: str, now: datetime) ->
         and repo.count_free(session, device.organization_id, connected=True) >= 1
     ):
         raise Refused("too much free device")  # one free device connected at a time
+
+
+def plan_pairing(session: Session, device: Device, kind: str) -> PairingPlan:
+    if kind not in ("qr", "code"):
+        raise Refused("input invalid")
+    _check_can_pair(session, device)
     conn = connections.get(session, device.organization_id, device.connection_id)
-    driver = driver_for(device.driver)
+    return PairingPlan(device.id, device.driver, device.number, dict(conn.settings), kind)
+
+
+def call_driver(plan: PairingPlan) -> PairStart:
+    """Outside any transaction."""
     try:
-        started = driver.pair(device.number, dict(conn.settings), kind)
+        return driver_for(plan.driver).pair(plan.number, plan.settings, plan.kind)
     except (PermanentError, RetriableError) as exc:
         raise Refused(f"connect failed: {exc}") from exc
+
+
+def finish_pairing(
+    session: Session, plan: PairingPlan, started: PairStart, now: datetime
+) -> Pairing | None:
+    """Apply what the driver answered; None when the device was deleted meanwhile. The
+    checks run again on the locked row: another request may have connected it."""
+    device = repo.lock_device(session, plan.device_id)
+    if device is None:
+        return None
+    if device.driver != plan.driver:
+        raise Refused("connect failed: the device's driver changed, try again")
+    _check_can_pair(session, device)
     if started.connected_now:
         set_state(session, device, "connect", "paired", now)
-        return Pairing(kind, started.value)
-    device.pairing = kind
+        return Pairing(plan.kind, started.value)
+    device.pairing = plan.kind
     if started.scan_after is not None:
         enqueue(
             session,
@@ -289,7 +323,7 @@ def start_pairing(session: Session, device: Device, kind: str, now: datetime) ->
             run_at=now + timedelta(seconds=started.scan_after),
             organization_id=device.organization_id,
         )
-    return Pairing(kind, started.value)
+    return Pairing(plan.kind, started.value)
 
 
 def scanned(session: Session, device_id: int, now: datetime) -> bool:

@@ -316,14 +316,6 @@ def _delete(ctx: AppContext, s: Session, device: Device, f: Fields, now: datetim
     return {"detail": detail, "status": True}
 
 
-def _qr(ctx: AppContext, s: Session, device: Device, f: Fields, now: datetime) -> Answer:
-    kind = str(f.get("type") or "qr").strip().lower()
-    pairing = service.start_pairing(s, device, kind, now)
-    if not pairing.value:
-        return {"detail": "device connected", "status": True}
-    return {"code" if kind == "code" else "url": pairing.value, "status": True}
-
-
 def _validate(ctx: AppContext, s: Session, device: Device, f: Fields, now: datetime) -> Answer:
     return service.validate_numbers(
         s, device, str(f.get("target") or ""), str(f.get("countryCode") or "").strip()
@@ -382,7 +374,6 @@ for _path, _body, _summary in [
     ("disconnect", _disconnect, "Disconnect the device"),
     ("update-device", _update, "Update the device's settings and webhooks"),
     ("delete-device", _delete, "Delete the device (OTP in two steps)"),
-    ("qr", _qr, "Connect: a QR (base64 PNG) or a pairing code"),
     ("validate", _validate, "Which numbers are on WhatsApp"),
     ("status", _status, "A message's status"),
     ("delete-message", _delete_message, "Cancel a message not sent yet"),
@@ -396,6 +387,51 @@ for _path, _body, _summary in [
         summary=_summary,
         openapi_extra=openapi.operation(_path),
     )
+
+
+@router.post(
+    "/qr",
+    tags=["devices"],
+    summary="Connect: a QR (base64 PNG) or a pairing code",
+    openapi_extra=openapi.operation("qr"),
+)
+async def qr(request: Request, ctx: Ctx) -> Response:
+    """Three steps, so that no transaction is open while the driver calls its provider:
+    check and read, call the driver, then apply its answer to the locked device."""
+    try:
+        fields, _ = await _read(request, ctx)
+    except SendInvalid as exc:
+        return _refused(exc.reason)
+    now = ctx.clock()
+    kind = str(fields.get("type") or "qr").strip().lower()
+    token = request.headers.get("authorization")
+    plans: list[service.PairingPlan] = []
+
+    def check(session: Session) -> dict[str, Any] | JSONResponse:
+        device = service.device_by_token(session, token)
+        if device is None:
+            return _refused(*TOKEN_ANSWERS["qr"])
+        plans.append(service.plan_pairing(session, device, kind))
+        return {}
+
+    answer = await _run(ctx, check)
+    if not plans:
+        return answer
+    try:
+        started = await run_in_threadpool(service.call_driver, plans[0])
+    except service.Refused as exc:
+        return _refused(exc.reason, exc.key)
+
+    def finish(session: Session) -> dict[str, Any] | JSONResponse:
+        pairing = service.finish_pairing(session, plans[0], started, now)
+        if pairing is None:  # deleted meanwhile
+            return _refused(*TOKEN_ANSWERS["qr"])
+        if not pairing.value:
+            return {"detail": "device connected", "status": True}
+        return {"code" if pairing.kind == "code" else "url": pairing.value, "status": True}
+
+    return await _run(ctx, finish)
+
 
 for _path, _abody, _summary in [
     ("get-devices", _get_devices, "Every device of the account (account token)"),
