@@ -158,6 +158,45 @@ def test_disconnect_and_the_connection_webhook(
     assert "webhook-signature" in got[0].headers  # through the one webhook engine
 
 
+def test_update_device_resolves_webhook_hosts_with_no_transaction_open(
+    gw: Callable[..., Any],
+    add_device: Callable[..., DeviceRef],
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SSRF guard asks the resolver about a webhook's host. Meanwhile another request
+    can write (on SQLite an open transaction is the only write lock, held for as long as
+    a slow resolver takes)."""
+    import socket
+
+    from sqlalchemy import text
+
+    device = add_device()
+    wrote: list[str] = []
+    real = socket.getaddrinfo
+
+    def resolver(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "hooks.example.test":
+            return real(host, port, *args, **kwargs)
+        try:
+            with db.transaction() as session:
+                session.execute(text("UPDATE gateway_devices SET name = name"))
+            wrote.append("committed")
+        except Exception as exc:  # the write lock held by /update-device
+            wrote.append(repr(exc))
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    hook = "http://hooks.example.test/in"
+    answer = gw("/update-device", device.token, data={"webhook": hook})
+    assert answer == {"detail": "device updated!", "status": True}
+    assert wrote == ["committed"]
+    with db.transaction() as session:
+        assert session.scalars(select(Device.webhook)).one() == hook
+    wrong = gw("/update-device", "no-such-token", data={"webhook": "http://10.1.2.3/in"})
+    assert wrong == {"reason": "device not found", "status": False}  # the token's answer first
+
+
 def test_update_device_checks_webhook_urls_and_fields(
     gw: Callable[..., Any], add_device: Callable[..., DeviceRef], db: Database
 ) -> None:

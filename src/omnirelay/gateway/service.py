@@ -180,9 +180,28 @@ def add_device(
     return row, token
 
 
+def check_hook_urls(fields: dict[str, Any], allowed: Any) -> dict[str, str]:
+    """The SSRF guard over the webhook URLs among ``fields``: what is wrong with each bad
+    one. It resolves host names, so it runs before the transaction, not in it."""
+    problems: dict[str, str] = {}
+    for key in HOOKS:
+        url = str(fields.get(key) or "").strip()
+        if url:
+            try:
+                validate_url(url, allowed)
+            except Exception as exc:
+                problems[key] = str(exc)
+    return problems
+
+
 def update_device(
-    session: Session, device: Device, fields: dict[str, Any], allowed: Any, now: datetime
+    session: Session,
+    device: Device,
+    fields: dict[str, Any],
+    url_problems: dict[str, str],
+    now: datetime,
 ) -> None:
+    """``url_problems``: check_hook_urls' answer for these fields."""
     if "name" in fields:
         name = str(fields["name"]).strip()
         if not 2 <= len(name) <= 30:
@@ -191,13 +210,9 @@ def update_device(
     for key, attr in HOOKS.items():
         if key not in fields:
             continue
-        url = str(fields[key] or "").strip()
-        if url:
-            try:
-                validate_url(url, allowed)
-            except Exception as exc:
-                raise Refused(f"webhook url {key} invalid: {exc}") from exc
-        setattr(device, attr, url or None)
+        if key in url_problems:
+            raise Refused(f"webhook url {key} invalid: {url_problems[key]}")
+        setattr(device, attr, str(fields[key] or "").strip() or None)
     for flag in FLAGS:
         if flag in fields:
             setattr(device, flag, _flag(fields[flag]))

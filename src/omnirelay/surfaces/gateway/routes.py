@@ -302,12 +302,6 @@ def _disconnect(ctx: AppContext, s: Session, device: Device, f: Fields, now: dat
     return {"detail": "device disconnected", "status": True}
 
 
-def _update(ctx: AppContext, s: Session, device: Device, f: Fields, now: datetime) -> Answer:
-    allowed = parse_networks(ctx.settings.webhook_allowed_networks)
-    service.update_device(s, device, f, allowed, now)
-    return {"detail": "device updated!", "status": True}
-
-
 def _delete(ctx: AppContext, s: Session, device: Device, f: Fields, now: datetime) -> Answer:
     otp = str(f.get("otp") or "").strip()
     detail = service.delete_device(s, device, otp, now, secrets.SystemRandom())
@@ -372,7 +366,6 @@ Answer = dict[str, Any]
 for _path, _body, _summary in [
     ("device", _profile, "The device's profile"),
     ("disconnect", _disconnect, "Disconnect the device"),
-    ("update-device", _update, "Update the device's settings and webhooks"),
     ("delete-device", _delete, "Delete the device (OTP in two steps)"),
     ("validate", _validate, "Which numbers are on WhatsApp"),
     ("status", _status, "A message's status"),
@@ -387,6 +380,34 @@ for _path, _body, _summary in [
         summary=_summary,
         openapi_extra=openapi.operation(_path),
     )
+
+
+@router.post(
+    "/update-device",
+    tags=["devices"],
+    summary="Update the device's settings and webhooks",
+    openapi_extra=openapi.operation("update-device"),
+)
+async def update_device(request: Request, ctx: Ctx) -> Response:
+    try:
+        fields, _ = await _read(request, ctx)
+    except SendInvalid as exc:
+        return _refused(exc.reason)
+    now = ctx.clock()
+    allowed = parse_networks(ctx.settings.webhook_allowed_networks)
+    # The URL check resolves host names: before the transaction. Its refusal is answered
+    # in the transaction, after the token's, as the seed orders them.
+    problems = await run_in_threadpool(service.check_hook_urls, fields, allowed)
+    token = request.headers.get("authorization")
+
+    def work(session: Session) -> dict[str, Any] | JSONResponse:
+        device = service.device_by_token(session, token)
+        if device is None:
+            return _refused(*TOKEN_ANSWERS["update-device"])
+        service.update_device(session, device, fields, problems, now)
+        return {"detail": "device updated!", "status": True}
+
+    return await _run(ctx, work)
 
 
 @router.post(
