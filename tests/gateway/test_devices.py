@@ -316,3 +316,30 @@ def test_the_otp_goes_to_the_accounts_number_through_omnirelays_sending(
         otp = session.scalars(select(Message).where(Message.method == "gateway.otp")).one()
         assert otp.phone == "6281211112222" and otp.status in ("delivered", "read")
         assert otp.route[0]["sender"] == connected.number
+
+
+def test_the_otp_of_a_disconnected_device_goes_when_it_connects(
+    gw: Callable[..., Any],
+    add_device: Callable[..., DeviceRef],
+    db: Database,
+    drain: Callable[[], int],
+    advance: Callable[[float], None],
+) -> None:
+    from omnirelay.messaging.models import Message
+
+    def otp_status() -> str:
+        with db.transaction() as session:
+            return str(
+                session.scalars(select(Message.status).where(Message.method == "gateway.otp")).one()
+            )
+
+    device = add_device()  # never connected: the device itself sends the code
+    assert gw("/delete-device", device.token, data={"otp": ""})["status"] is True
+    drain()
+    advance(10)  # less than the hold's first look (15 s)
+    drain()
+    assert otp_status() == "accepted"  # held for its device
+    gw("/qr", device.token)
+    _scan(db, device)  # connecting wakes the code too, not only /send's messages
+    drain()
+    assert otp_status() != "accepted"

@@ -64,6 +64,8 @@ class Device(Base):
     otp_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     otp_failures: Mapped[int] = mapped_column(Integer, default=0)
     otp_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The latest code's message: woken with the held messages when the device connects.
+    otp_message_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -365,9 +365,10 @@ def disconnect(session: Session, device: Device, now: datetime) -> None:
 def set_state(session: Session, device: Device, status: str, reason: str, now: datetime) -> None:
     device.status, device.pairing, device.updated_at = status, None, now
     if status == "connect":  # its held messages go now, not at their next look
-        bring_forward(
-            session, messaging.DISPATCH, "message_id", repo.pending_of_device(session, device.id)
-        )
+        held = list(repo.pending_of_device(session, device.id))
+        if device.otp_message_id is not None:  # a delete code (not a /send message)
+            held.append(device.otp_message_id)
+        bring_forward(session, messaging.DISPATCH, "message_id", held)
     if device.webhook_connect:
         webhooks.emit(
             session,
@@ -450,6 +451,7 @@ def _send_otp(session: Session, device: Device, code: str, now: datetime) -> Non
     outcome = messaging.accept_many(session, device.organization_id, [draft], now)[0]
     if outcome.error is not None:
         raise Refused("otp could not be sent")
+    device.otp_message_id = outcome.id
 
 
 # --- uploaded files -----------------------------------------------------------------------
