@@ -1,9 +1,8 @@
-"""One sweep, in the caller's transaction. Safe to run in several processes at once:
-each step deletes only what nothing needs, and deleting twice is harmless."""
+"""The steps of a sweep, each in the caller's session. Safe to run in several processes
+at once: each deletes only what nothing needs, and deleting twice is harmless."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -14,16 +13,14 @@ from omnirelay.idempotency import service as idempotency
 # An upload is saved before its request's transaction commits; a file younger than this
 # may belong to a request still in flight (which answers within accept_timeout_seconds).
 UPLOAD_GRACE = timedelta(hours=1)
+BATCH = 1000  # rows per write transaction: on SQLite a transaction holds the write lock
 
 
-@dataclass(frozen=True)
-class Swept:
-    idempotency_keys: int
-    files: int
+def purge_idempotency_keys(session: Session, now: datetime) -> int:
+    """One batch (at most BATCH); the caller repeats, a transaction each, while full."""
+    return idempotency.purge_expired(session, now, BATCH)
 
 
-def sweep(session: Session, media_dir: str, now: datetime) -> Swept:
-    return Swept(
-        idempotency_keys=idempotency.purge_expired(session, now),
-        files=gateway.discard_unused_files(session, media_dir, now - UPLOAD_GRACE),
-    )
+def discard_unused_uploads(session: Session, media_dir: str, now: datetime) -> int:
+    """Reads only: run it in a read session (it stats files and unlinks them)."""
+    return gateway.discard_unused_files(session, media_dir, now - UPLOAD_GRACE)

@@ -6,23 +6,38 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 
 from omnirelay.config import Settings
 from omnirelay.db import Database, utcnow
 from omnirelay.housekeeping import service
-from omnirelay.housekeeping.service import Swept
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Swept:
+    idempotency_keys: int
+    files: int
+
+
 def run_once(db: Database, settings: Settings) -> Swept:
-    with db.transaction() as session:
-        swept = service.sweep(session, settings.media_dir, utcnow())
-    if swept.idempotency_keys or swept.files:
+    """A sweep: short write transactions for the rows, then a read session for the
+    uploads, so that writers never wait for the folder to be listed."""
+    now = utcnow()
+    keys = 0
+    while True:
+        with db.transaction() as session:
+            batch = service.purge_idempotency_keys(session, now)
+        keys += batch
+        if batch < service.BATCH:
+            break
+    with db.read() as session:
+        files = service.discard_unused_uploads(session, settings.media_dir, now)
+    swept = Swept(keys, files)
+    if keys or files:
         log.info(
-            "housekeeping: %d expired idempotency keys, %d unused uploads removed",
-            swept.idempotency_keys,
-            swept.files,
+            "housekeeping: %d expired idempotency keys, %d unused uploads removed", keys, files
         )
     return swept
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from omnirelay.idempotency.models import IdempotencyKey
@@ -24,6 +24,20 @@ def remove(session: Session, row: IdempotencyKey) -> None:
     session.flush()
 
 
-def purge_before(session: Session, before: datetime) -> int:
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < before))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+def purge_before(session: Session, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` keys created before ``before`` (the oldest first)."""
+    keys = session.execute(
+        select(IdempotencyKey.organization_id, IdempotencyKey.key)
+        .where(IdempotencyKey.created_at < before)
+        .order_by(IdempotencyKey.created_at)
+        .limit(limit)
+    ).all()
+    if keys:
+        session.execute(
+            delete(IdempotencyKey).where(
+                tuple_(IdempotencyKey.organization_id, IdempotencyKey.key).in_(
+                    [tuple(k) for k in keys]
+                )
+            )
+        )
+    return len(keys)

@@ -25,9 +25,9 @@ MAX_KEY = 255
 Answer = tuple[int, Any]  # HTTP status, JSON body
 
 
-def purge_expired(session: Session, now: datetime) -> int:
-    """Delete the keys older than ``TTL`` (no longer replayed); their count."""
-    return repo.purge_before(session, now - TTL)
+def purge_expired(session: Session, now: datetime, limit: int) -> int:
+    """Delete up to ``limit`` keys older than ``TTL`` (no longer replayed); their count."""
+    return repo.purge_before(session, now - TTL, limit)
 
 
 def request_hash(path: str, body: bytes) -> str:
