@@ -195,6 +195,9 @@ def test_update_device_resolves_webhook_hosts_with_no_transaction_open(
         assert session.scalars(select(Device.webhook)).one() == hook
     wrong = gw("/update-device", "no-such-token", data={"webhook": "http://10.1.2.3/in"})
     assert wrong == {"reason": "device not found", "status": False}  # the token's answer first
+    wrong = gw("/update-device", "no-such-token", data={"webhook": hook})
+    assert wrong == {"reason": "device not found", "status": False}
+    assert wrote == ["committed"]  # a caller without a device's token makes no DNS lookup
 
 
 def test_update_device_checks_webhook_urls_and_fields(

@@ -469,9 +469,13 @@ def discard_unused_files(session: Session, media_dir: str, saved_before: datetim
     cutoff = saved_before.timestamp()
     removed = 0
     for path in folder.iterdir():
-        if not UPLOAD_NAME.match(path.name) or not path.is_file():
+        if not UPLOAD_NAME.match(path.name):
             continue
-        if path.stat().st_mtime >= cutoff or repo.file_in_use(session, path.name):
+        try:
+            saved = path.stat().st_mtime
+        except FileNotFoundError:  # another process's sweep took it
+            continue
+        if saved >= cutoff or not path.is_file() or repo.file_in_use(session, path.name):
             continue
         path.unlink(missing_ok=True)
         removed += 1

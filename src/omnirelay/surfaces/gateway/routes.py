@@ -395,10 +395,16 @@ async def update_device(request: Request, ctx: Ctx) -> Response:
         return _refused(exc.reason)
     now = ctx.clock()
     allowed = parse_networks(ctx.settings.webhook_allowed_networks)
-    # The URL check resolves host names: before the transaction. Its refusal is answered
-    # in the transaction, after the token's, as the seed orders them.
-    problems = await run_in_threadpool(service.check_hook_urls, fields, allowed)
     token = request.headers.get("authorization")
+
+    def known() -> bool:  # only a device's own caller makes us ask the resolver
+        with ctx.db.read() as session:
+            return service.device_by_token(session, token) is not None
+
+    if not await run_in_threadpool(known):
+        return _refused(*TOKEN_ANSWERS["update-device"])
+    # The URL check resolves host names: before the transaction, not in it.
+    problems = await run_in_threadpool(service.check_hook_urls, fields, allowed)
 
     def work(session: Session) -> dict[str, Any] | JSONResponse:
         device = service.device_by_token(session, token)
