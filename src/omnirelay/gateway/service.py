@@ -278,7 +278,7 @@ class Pairing:
 
 @dataclass(frozen=True)
 class PairingPlan:
-    """What the driver needs to start pairing, read in a first transaction: the driver
+    """What the driver needs to start pairing, read before any transaction: the driver
     may call a provider, which must not happen while a transaction (on SQLite, the
     database's one write lock) is open."""
 

@@ -432,25 +432,27 @@ async def qr(request: Request, ctx: Ctx) -> Response:
     now = ctx.clock()
     kind = str(fields.get("type") or "qr").strip().lower()
     token = request.headers.get("authorization")
-    plans: list[service.PairingPlan] = []
 
-    def check(session: Session) -> dict[str, Any] | JSONResponse:
-        device = service.device_by_token(session, token)
-        if device is None:
-            return _refused(*TOKEN_ANSWERS["qr"])
-        plans.append(service.plan_pairing(session, device, kind))
-        return {}
+    def check() -> service.PairingPlan | JSONResponse:  # reads only: no write lock
+        with ctx.db.read() as session:
+            device = service.device_by_token(session, token)
+            if device is None:
+                return _refused(*TOKEN_ANSWERS["qr"])
+            try:
+                return service.plan_pairing(session, device, kind)
+            except service.Refused as exc:
+                return _refused(exc.reason, exc.key)
 
-    answer = await _run(ctx, check)
-    if not plans:
-        return answer
+    plan = await run_in_threadpool(check)
+    if isinstance(plan, JSONResponse):
+        return plan
     try:
-        started = await run_in_threadpool(service.call_driver, plans[0])
+        started = await run_in_threadpool(service.call_driver, plan)
     except service.Refused as exc:
         return _refused(exc.reason, exc.key)
 
     def finish(session: Session) -> dict[str, Any] | JSONResponse:
-        pairing = service.finish_pairing(session, plans[0], started, now)
+        pairing = service.finish_pairing(session, plan, started, now)
         if pairing is None:  # deleted meanwhile
             return _refused(*TOKEN_ANSWERS["qr"])
         if not pairing.value:
