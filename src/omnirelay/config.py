@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     accept_batch_wait_ms: float = 1.0
     accept_timeout_seconds: float = 30.0
 
+    # How long a process trusts its memory of an API token (/v3, /user) before reading it
+    # again: a token revoked by another process stops working within this many seconds
+    # (at once in the process that revoked it). tenancy/cache.py.
+    credential_cache_seconds: float = 1.0
+
     log_level: str = "INFO"
 
     @property

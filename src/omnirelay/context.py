@@ -1,5 +1,5 @@
-"""What a running process shares: settings, the database and the accept batcher (group
-commit of sends). One per process."""
+"""What a running process shares: settings, the database, the accept batcher (group
+commit of sends), the API token cache and the send rules. One per process."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from starlette.requests import Request
 from omnirelay.config import Settings
 from omnirelay.db import Database, utcnow
 from omnirelay.messaging.batcher import AcceptBatcher
+from omnirelay.messaging.validation import Rules
+from omnirelay.tenancy.cache import ApiTokenCache
+from omnirelay.webhooks.ssrf import parse_networks
 
 
 @dataclass
@@ -20,6 +23,10 @@ class AppContext:
     db: Database
     # Group commit of the single send methods; its thread starts with the first send.
     accepts: AcceptBatcher = field(init=False)
+    # API token checks of /v3 and /user, kept in memory for a second (tenancy/cache.py).
+    tokens: ApiTokenCache = field(init=False)
+    # What the send bodies are checked against (the same for every request).
+    rules: Rules = field(init=False)
     # The surfaces' clock where a seed has timers (the gateway's OTP); tests replace it.
     clock: Callable[[], datetime] = utcnow
 
@@ -29,6 +36,11 @@ class AppContext:
             max_batch=self.settings.accept_batch_max,
             wait=self.settings.accept_batch_wait_ms / 1000,
             timeout=self.settings.accept_timeout_seconds,
+        )
+        self.tokens = ApiTokenCache(self.db, ttl=self.settings.credential_cache_seconds)
+        self.rules = Rules(
+            default_region=self.settings.default_phone_region or None,
+            allowed_networks=parse_networks(self.settings.webhook_allowed_networks),
         )
 
 

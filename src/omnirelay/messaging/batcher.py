@@ -19,12 +19,14 @@ pending, and the waiting side has a timeout besides.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -57,7 +59,28 @@ def stopped() -> e.SendError:
 class _Pending:
     organization_id: str
     draft: Draft
-    future: Future[str]
+    # Exactly one of the two: a thread's future (submit), or a future of an event loop
+    # (accept), resolved from that loop once per batch (one wake-up, not one per item).
+    future: Future[str] | None
+    waiter: asyncio.Future[str] | None = None
+
+    def claim(self) -> bool:
+        """False if the waiter gave up (timed out) before the writer took the item."""
+        if self.future is not None:
+            return self.future.set_running_or_notify_cancel()
+        assert self.waiter is not None
+        return not self.waiter.done()
+
+
+def _settle(answers: list[tuple[asyncio.Future[str], str | e.SendError]]) -> None:
+    """On the waiters' loop: resolve a batch's futures (some may have timed out)."""
+    for waiter, answer in answers:
+        if waiter.done():
+            continue
+        if isinstance(answer, e.SendError):
+            waiter.set_exception(answer)
+        else:
+            waiter.set_result(answer)
 
 
 class AcceptBatcher:
@@ -85,30 +108,36 @@ class AcceptBatcher:
     # --- the requests' side ---------------------------------------------------------
 
     def submit(self, organization_id: str, draft: Draft) -> Future[str]:
-        """The message id once committed, or the item's SendError."""
+        """From a thread: the message id once committed, or the item's SendError."""
         future: Future[str] = Future()
-        with self._cond:
-            if self._stopping:
-                future.set_exception(stopped())
-                return future
-            if self._thread is None:
-                self._start_locked()
-            self._queue.append(_Pending(organization_id, draft, future))
-            # The writer waits either for a first item or, lingering, for a full batch:
-            # waking it for every item in between would only cost GIL switches.
-            if len(self._queue) == 1 or len(self._queue) >= self.max_batch:
-                self._cond.notify()
+        if not self._put(_Pending(organization_id, draft, future)):
+            future.set_exception(stopped())
         return future
 
     async def accept(self, organization_id: str, draft: Draft) -> str:
         """From a request handler: wait for the commit without holding a thread."""
-        future = self.submit(organization_id, draft)
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if not self._put(_Pending(organization_id, draft, None, waiter)):
+            raise stopped()
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await waiter
         except TimeoutError:
-            # Cancelling also drops the item if the writer has not taken it yet.
-            future.cancel()
+            # The writer skips an item whose waiter is done, if it has not taken it yet.
             raise timed_out() from None
+
+    def _put(self, item: _Pending) -> bool:
+        with self._cond:
+            if self._stopping:
+                return False
+            if self._thread is None:
+                self._start_locked()
+            self._queue.append(item)
+            # The writer waits either for a first item or, lingering, for a full batch:
+            # waking it for every item in between would only cost GIL switches.
+            if len(self._queue) == 1 or len(self._queue) >= self.max_batch:
+                self._cond.notify()
+        return True
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -137,9 +166,7 @@ class AcceptBatcher:
             self._queue.clear()
             if self._thread is thread and (thread is None or not thread.is_alive()):
                 self._thread = None
-        for item in left:
-            if item.future.set_running_or_notify_cancel():
-                item.future.set_exception(stopped())
+        self._answer(left, [Outcome(error=stopped()) for _ in left], claim=True)
 
     # --- the writer -----------------------------------------------------------------
 
@@ -158,8 +185,8 @@ class AcceptBatcher:
         with self._cond:
             n = min(len(self._queue), self.max_batch)
             batch = [self._queue.popleft() for _ in range(n)]
-        # A waiter that gave up (timeout) has cancelled its future: skip its item.
-        return [p for p in batch if p.future.set_running_or_notify_cancel()]
+        # A waiter that gave up (timeout) is done already: skip its item.
+        return [p for p in batch if p.claim()]
 
     def _run(self) -> None:
         while self._wait_for_work():
@@ -168,9 +195,7 @@ class AcceptBatcher:
                 self._cycle(taken)
             except BaseException:  # pragma: no cover - _cycle resolves everything
                 log.exception("accept batcher: unexpected failure")
-                for item in taken:
-                    if not item.future.done():
-                        item.future.set_exception(failed())
+                self._answer(taken, [Outcome(error=failed()) for _ in taken])
 
     def _cycle(self, taken: list[_Pending]) -> None:
         """One transaction: begin, take what is queued, accept it, commit, answer."""
@@ -196,12 +221,27 @@ class AcceptBatcher:
             return
         self.batches += 1
         self.items += len(taken)
-        for pending, outcome in zip(taken, outcomes, strict=True):
-            if outcome.error is not None:
-                pending.future.set_exception(outcome.error)
-            else:
-                assert outcome.id is not None
-                pending.future.set_result(outcome.id)
+        self._answer(taken, outcomes)
+
+    @staticmethod
+    def _answer(items: list[_Pending], outcomes: list[Outcome], claim: bool = False) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[str], Any]]] = {}
+        for pending, outcome in zip(items, outcomes, strict=True):
+            answer: str | e.SendError = outcome.error or outcome.id or failed()
+            if pending.future is not None:
+                future = pending.future
+                if (claim and not future.set_running_or_notify_cancel()) or future.done():
+                    continue
+                if isinstance(answer, e.SendError):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+            elif pending.waiter is not None:
+                by_loop.setdefault(pending.waiter.get_loop(), []).append((pending.waiter, answer))
+        for loop, answers in by_loop.items():
+            # A closed loop (RuntimeError) has nobody waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, answers)
 
     def commit(self, items: Sequence[Item], first: Work | None = None) -> list[Outcome]:
         """Accept ``items`` in one transaction, item by item if the batch conflicts.

@@ -7,19 +7,19 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from omnirelay.context import AppContext, get_context
-from omnirelay.tenancy.auth import authenticate_api_token
 
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
-def organization(
+async def organization(
     ctx: Ctx,
     authorization: Annotated[
         str | None, Header(description="Token xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
     ] = None,
 ) -> str:
-    with ctx.db.read() as session:  # read-only: not queued behind writers on SQLite
-        return authenticate_api_token(session, authorization)
+    # On the event loop, no thread: the process's cache answers; a miss reads the token
+    # through a read session (on SQLite it never waits for the write lock).
+    return ctx.tokens.organization(authorization)
 
 
 OrgId = Annotated[str, Depends(organization)]

@@ -16,6 +16,7 @@ from omnirelay.db import utcnow
 from omnirelay.errors import Forbidden, InvalidInput, Unauthorized
 from omnirelay.security import hash_secret
 from omnirelay.tenancy import repository as repo
+from omnirelay.tenancy.cache import invalid_token, parse_token
 from omnirelay.tenancy.models import User
 
 
@@ -156,13 +157,9 @@ def require_admin(identity: Identity) -> User:
 
 
 def authenticate_api_token(session: Session, authorization: str | None) -> str:
-    """``Authorization: Token <key>`` of the /v3 and /user surfaces -> organization id."""
-    if not authorization or not authorization.strip():
-        raise Unauthorized("missing_token", "Authorization header with 'Token <key>' is missing")
-    scheme, _, value = authorization.strip().partition(" ")
-    if scheme.lower() != "token" or not value.strip():
-        raise Unauthorized("malformed_token", "Authorization header must be 'Token <key>'")
-    row = repo.find_api_token(session, hash_secret(value.strip()))
+    """``Authorization: Token <key>`` of the /v3 and /user surfaces -> organization id.
+    (Requests go through the process's cache, tenancy/cache.py; this is its uncached form.)"""
+    row = repo.find_api_token(session, hash_secret(parse_token(authorization)))
     if row is None:
-        raise Unauthorized("invalid_token", "Invalid token")
+        raise invalid_token()
     return row.organization_id

@@ -17,6 +17,7 @@ from omnirelay.security import (
     new_subscription_key,
     new_token,
 )
+from omnirelay.tenancy import cache
 from omnirelay.tenancy import repository as repo
 from omnirelay.tenancy.models import (
     ROLES,
@@ -264,6 +265,7 @@ def regenerate_api_token(session: Session, organization_id: str) -> str:
     now = utcnow()
     for row in repo.active_api_tokens(session, organization_id):
         row.revoked_at = now
+    cache.changed(session)  # processes stop honouring the old token (tenancy/cache.py)
     token = str(uuid.uuid4())
     repo.add(
         session,

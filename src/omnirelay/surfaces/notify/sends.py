@@ -1,6 +1,10 @@
 """The send methods of /v3: sendSMS, sendViber, sendVK, sendTelegram, send, sendSimple,
-sendMixed. Each answers ``{"result": "success", "id": ...}`` once the message and its job
-are committed."""
+sendMixed. Each answers ``{"result": "success", "id": ..., "status": "accepted"}`` once the
+message is committed.
+
+The single sends without an ``Idempotency-Key`` are answered before they reach these routes
+by the hot path (surfaces/notify/hot.py), with the same parse functions and answer; the
+routes here describe every method in the OpenAPI document and serve the rest."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from omnirelay.idempotency import service as idempotency
 from omnirelay.messaging import errors as e
 from omnirelay.messaging import service, validation
 from omnirelay.messaging.validation import Draft, Rules
-from omnirelay.surfaces.notify import schemas
+from omnirelay.surfaces.notify import hot, schemas
 from omnirelay.surfaces.notify.deps import Ctx, OrgId, read_json, rules
 from omnirelay.surfaces.notify.errors import render
 
@@ -39,7 +43,7 @@ async def _accept_one(
     if key is None:
         # Group commit with the other requests in flight (messaging/batcher.py).
         message_id = await ctx.accepts.accept(org_id, draft)
-        return JSONResponse({"result": "success", "id": message_id})
+        return JSONResponse(hot.accepted(message_id))
 
     def create(session: Session) -> idempotency.Answer:
         # The key's row must commit with the message: this request's own transaction.
@@ -47,7 +51,7 @@ async def _accept_one(
             message_id = service.accept(session, org_id, draft, utcnow())
         except IntegrityError:
             raise e.duplicate_custom_id() from None  # a concurrent request took it
-        return 200, {"result": "success", "id": message_id}
+        return 200, hot.accepted(message_id)
 
     (status, answer), replayed = await run_in_threadpool(
         idempotency.run, ctx.db, org_id, key, request.url.path, raw, create
@@ -148,7 +152,9 @@ async def send_mixed(request: Request, ctx: Ctx, org_id: OrgId, key: Idempotency
             raise _NoneAccepted(
                 {"result": "error", "desc": "No message was accepted", "id": ids, "errors": errors}
             )
-        answer: dict[str, Any] = {"result": "success", "id": ids}
+        # One status per element, aligned with ``id`` (the wire notes).
+        statuses = ["accepted" if i is not None else "rejected" for i in ids]
+        answer: dict[str, Any] = {"result": "success", "id": ids, "status": statuses}
         if errors:
             answer["errors"] = errors
         return 200, answer
