@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     job_backoff_base_seconds: float = 2.0
     job_backoff_max_seconds: float = 3600.0
 
+    # The dispatch drain (messaging/dispatch.py): messages claimed per batch, and how long
+    # a claim holds before another process may take the batch over (its owner died).
+    dispatch_batch: int = 256
+    dispatch_lease_seconds: float = 120.0
+
     # Rate limiting per subscription (seed 000): requests per window.
     rate_limit_requests: int = 1000
     rate_limit_window_seconds: int = 60

@@ -7,6 +7,7 @@ job runner) opens exactly one transaction with :meth:`Database.transaction`.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,6 +109,45 @@ def _sqlite_engine(
     return engine
 
 
+class WriteTurns:
+    """The order in which a process's threads take SQLite's one write lock: first come,
+    first served, each woken the moment the one before commits.
+
+    SQLite makes a writer that finds the lock taken sleep and poll (its busy handler backs
+    off up to 100 ms a try), so with a handful of threads writing, the lock sat idle most
+    of the time and a request could wait a second behind a drain that wrote again first
+    (measured: the accept path fell from 3,100 to 130 requests/s with the workers on).
+    Within one process the threads now queue here instead; SQLite's handler is left for
+    other processes. Re-entrant, like the nested use it guards against."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._next = 0  # the next ticket to hand out
+        self._serving = 0  # the ticket whose turn it is
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._next
+            self._next += 1
+            while self._serving != ticket:
+                self._cond.wait()
+            self._owner, self._depth = me, 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._cond.notify_all()
+
+
 class Database:
     """An engine plus its session factory; one per process."""
 
@@ -125,6 +165,7 @@ class Database:
             else self.engine
         )
         self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        self.write_turns = WriteTurns() if parsed.get_backend_name() == "sqlite" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -136,8 +177,13 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back on any exception."""
-        with self.sessions() as session, session.begin():
+        """One unit of work: commits on success, rolls back on any exception. On SQLite the
+        process's writers take turns (``WriteTurns``) before BEGIN IMMEDIATE."""
+        if self.write_turns is None:
+            with self.sessions() as session, session.begin():
+                yield session
+            return
+        with self.write_turns, self.sessions() as session, session.begin():
             yield session
 
     @contextmanager

@@ -1,5 +1,5 @@
-"""The background machinery of a process: job workers, the webhook deliverer, the SMPP
-sessions and the housekeeping timer."""
+"""The background machinery of a process: the dispatch drain, job workers, the webhook
+deliverer, the SMPP sessions and the housekeeping timer."""
 
 from __future__ import annotations
 
@@ -42,11 +42,30 @@ class Runtime:
 
         self.sessions = SessionManager(db, lease=settings.smpp_session_lease_seconds)
 
+        from omnirelay.drain import Drain
+        from omnirelay.messaging.dispatch import DispatchStep
+
+        # Messages are their own dispatch jobs (ADR 18): one drain claims them in batches.
+        self.dispatcher = Drain(
+            db,
+            DispatchStep(lease_seconds=settings.dispatch_lease_seconds),
+            batch=settings.dispatch_batch,
+            poll_interval=settings.worker_poll_interval,
+        )
+
+        from omnirelay.messaging.expiry import ExpiryStep
+
+        self.expiry = Drain(
+            db, ExpiryStep(), batch=500, poll_interval=settings.worker_poll_interval
+        )
+
         from omnirelay.housekeeping.tasks import Housekeeper
 
         self.housekeeper = Housekeeper(db, settings)
 
     def start(self) -> None:
+        self.dispatcher.start()
+        self.expiry.start()
         self.worker.start()
         self.deliverer.start()
         self.sessions.start()
@@ -58,3 +77,5 @@ class Runtime:
         self.sessions.stop()  # unbinds; what was not answered is queued again
         self.deliverer.stop()
         self.worker.stop()
+        self.expiry.stop()
+        self.dispatcher.stop()

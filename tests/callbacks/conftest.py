@@ -6,21 +6,17 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 import omnirelay.tasks  # noqa: F401  (registers the engine's handlers)
 from omnirelay.callbacks.models import Call
 from omnirelay.db import Database
-from omnirelay.queue.models import Job
-from omnirelay.queue.registry import tasks
-from omnirelay.queue.worker import Worker
 from omnirelay.tenancy import service as tenancy
 from tests.conftest import Org
+from tests.pipeline import Pipeline, jump
 
 ALL_WEEK = [
     {
@@ -119,27 +115,13 @@ def admin(client: TestClient, account: Account) -> Callable[..., Any]:
 
 @pytest.fixture
 def drain(db: Database) -> Callable[[], int]:
-    worker = Worker(db, tasks, backoff_base=0.01, backoff_max=0.01, lease_seconds=30)
-
-    def run() -> int:
-        total = 0
-        while (ran := worker.run_until_idle(max_jobs=10_000)) > 0:
-            total += ran
-        return total
-
-    return run
+    return Pipeline(db).run_until_idle
 
 
 @pytest.fixture
 def advance(db: Database) -> Callable[[float], None]:
     """The clock jumps forward for the queue: due times move back by ``seconds``."""
-
-    def jump(seconds: float) -> None:
-        with db.transaction() as session:
-            for job in session.scalars(select(Job).where(Job.status == "todo")):
-                job.run_at = job.run_at - timedelta(seconds=seconds)
-
-    return jump
+    return lambda seconds: jump(db, seconds)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from tests.pipeline import Pipeline
+
 
 def _run(
     args: list[str], database_url: str, cwd: Path, **settings: str
@@ -102,8 +104,6 @@ def test_api_token_sends_and_tail_shows_the_status(
     client: TestClient, database_url: str, tmp_path: Path
 ) -> None:
     from omnirelay.db import Database
-    from omnirelay.queue.registry import tasks
-    from omnirelay.queue.worker import Worker
 
     r = _run(["admin", "create-org", "--name", "Tail Co", "--json"], database_url, tmp_path)
     data = json.loads(r.stdout)
@@ -118,7 +118,7 @@ def test_api_token_sends_and_tail_shows_the_status(
     try:
         import omnirelay.tasks  # noqa: F401
 
-        Worker(db, tasks).run_until_idle()  # dispatch: the sandbox reports later
+        Pipeline(db).dispatcher.run_until_idle()  # dispatch: the sandbox reports later
     finally:
         db.dispose()
     out = _run(["tail", "--once", "--org", data["organization_id"]], database_url, tmp_path)

@@ -247,16 +247,14 @@ def test_a_held_message_looks_for_its_device_less_often_as_it_ages(
 ) -> None:
     from omnirelay.db import utcnow
     from omnirelay.messaging.models import Message
-    from omnirelay.queue.models import Job
 
     device = add_device()  # never connected
     send(device, "form", {"target": "6281234567890", "message": "hi", "connectOnly": "false"})
 
-    def next_look() -> float:
+    def next_look() -> float:  # the held message is due again then (its own job, ADR 18)
         with db.transaction() as session:
-            query = select(Job).where(Job.status == "todo", Job.kind == "messages.dispatch")
-            job = session.scalars(query).one()
-            return (job.run_at - utcnow()).total_seconds()
+            due = session.scalars(select(Message.due_at).where(Message.due_at.is_not(None))).one()
+            return (due - utcnow()).total_seconds()
 
     drain()
     assert 0 < next_look() <= 15  # young: every 15 s

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,14 +15,12 @@ import omnirelay.tasks  # noqa: F401  (registers the pipeline's handlers)
 from omnirelay.connections import service as connections
 from omnirelay.db import Database
 from omnirelay.messaging.models import Message
-from omnirelay.queue.models import Job
-from omnirelay.queue.registry import tasks
-from omnirelay.queue.worker import Worker
 from omnirelay.testing.receiver import Receiver
 from omnirelay.webhooks import service as webhooks
 from omnirelay.webhooks.deliverer import Deliverer
 from omnirelay.webhooks.ssrf import parse_networks
 from tests.conftest import Org
+from tests.pipeline import Pipeline, jump
 
 LOOPBACK = parse_networks("127.0.0.0/8,::1/128")
 DELIVERED = "79161234567"  # an ordinary Russian mobile: the sandbox delivers it
@@ -69,30 +66,14 @@ def v3(client: TestClient, org: Org) -> Callable[..., Any]:
 
 @pytest.fixture
 def drain(db: Database) -> Callable[[], int]:
-    """Run every due job in this thread until none is left."""
-    worker = Worker(db, tasks, backoff_base=0.01, backoff_max=0.01, lease_seconds=30)
-
-    def run() -> int:
-        total = 0
-        while True:
-            ran = worker.run_until_idle(max_jobs=10_000)
-            total += ran
-            if ran == 0:
-                return total
-
-    return run
+    """Run every due dispatch and job in this thread until none is left."""
+    return Pipeline(db).run_until_idle
 
 
 @pytest.fixture
 def advance(db: Database) -> Callable[[float], None]:
-    """Make jobs due ``seconds`` earlier: the clock jumps forward for the queue."""
-
-    def jump(seconds: float) -> None:
-        with db.transaction() as session:
-            for job in session.scalars(select(Job).where(Job.status == "todo")):
-                job.run_at = job.run_at - timedelta(seconds=seconds)
-
-    return jump
+    """Make jobs and dispatches due ``seconds`` earlier: the clock jumps forward."""
+    return lambda seconds: jump(db, seconds)
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from omnirelay.messaging.batcher import AcceptBatcher
 from omnirelay.messaging.errors import SendError
 from omnirelay.messaging.models import Message
 from omnirelay.messaging.validation import Draft, Rules, single
-from omnirelay.queue.models import Job
 from tests.conftest import Org
 from tests.notify.conftest import DELIVERED
 
@@ -64,9 +63,9 @@ def messages_of(db: Database, organization_id: str) -> dict[str, str | None]:
 
 
 def dispatch_jobs(db: Database) -> list[str]:
+    """The messages due for dispatch (each message is its own dispatch job, ADR 18)."""
     with db.transaction() as session:
-        jobs = session.scalars(select(Job).where(Job.kind == service.DISPATCH)).all()
-        return [str(j.payload["message_id"]) for j in jobs]
+        return list(session.scalars(select(Message.id).where(Message.due_at.is_not(None))))
 
 
 def top_up(client: TestClient, org: Org, amount: str) -> None:

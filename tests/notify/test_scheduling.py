@@ -7,9 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
-from omnirelay.queue.models import Job
+from omnirelay.messaging.models import Message
 from tests.notify.conftest import DELIVERED, US_NUMBER
 
 FMT = "%Y-%m-%d %H:%M:%S"
@@ -28,10 +27,11 @@ def local_tomorrow(tz: ZoneInfo, at: time) -> datetime:
 
 
 def dispatch_at(db, message_id: str) -> datetime:
+    """When the message is due to be dispatched (it is its own job, ADR 18)."""
     with db.transaction() as session:
-        jobs = session.scalars(select(Job).where(Job.kind == "messages.dispatch")).all()
-        [job] = [j for j in jobs if j.payload["message_id"] == message_id]
-        return job.run_at
+        row = session.get(Message, message_id)
+        assert row is not None and row.due_at is not None
+        return row.due_at
 
 
 def test_delivery_date_schedules_the_dispatch(v3, message, db):

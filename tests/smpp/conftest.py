@@ -14,10 +14,9 @@ from sqlalchemy import select
 import omnirelay.tasks  # noqa: F401
 from omnirelay.db import Database
 from omnirelay.messaging.models import Message
-from omnirelay.queue.registry import tasks
-from omnirelay.queue.worker import Worker
 from omnirelay.smpp.manager import SessionManager
 from tests.conftest import Org
+from tests.pipeline import Pipeline
 
 PHONE = "79161234567"
 # A loaded 2-core CI machine can take well over half a second to answer: tests give the
@@ -86,12 +85,12 @@ def manager(db: Database) -> Iterator[SessionManager]:
 @pytest.fixture
 def pump(db: Database) -> Callable[..., Any]:
     """Run due jobs until ``predicate()`` is true (the session works in its threads)."""
-    worker = Worker(db, tasks, backoff_base=0.05, backoff_max=0.2, lease_seconds=30)
+    pipeline = Pipeline(db, backoff=0.05)
 
     def run(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            worker.run_until_idle()
+            pipeline.run_until_idle()
             value = predicate()
             if value:
                 return value

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from omnirelay import wakeup
 from omnirelay.channels.base import PermanentError, RetriableError
 from omnirelay.channels.whatsapp_cloud import to_provider_event
 from omnirelay.connections import service as connections
@@ -26,9 +27,11 @@ from omnirelay.gateway.drivers import PairStart, driver_for
 from omnirelay.gateway.models import Device, GatewayAccount, GatewayMessage
 from omnirelay.gateway.schemas import SendRequest, normalize_target
 from omnirelay.messaging import pipeline
+from omnirelay.messaging import repository as messaging_repo
 from omnirelay.messaging import service as messaging
+from omnirelay.messaging.service import DISPATCH_CHANNEL
 from omnirelay.messaging.validation import Draft, StepDraft
-from omnirelay.queue import bring_forward, enqueue
+from omnirelay.queue import enqueue
 from omnirelay.security import hash_secret
 from omnirelay.webhooks import service as webhooks
 from omnirelay.webhooks.ssrf import validate_url
@@ -368,7 +371,8 @@ def set_state(session: Session, device: Device, status: str, reason: str, now: d
         held = list(repo.pending_of_device(session, device.id))
         if device.otp_message_id is not None:  # a delete code (not a /send message)
             held.append(device.otp_message_id)
-        bring_forward(session, messaging.DISPATCH, "message_id", held)
+        messaging_repo.bring_forward(session, held, now)
+        wakeup.notify(session, DISPATCH_CHANNEL)
     if device.webhook_connect:
         webhooks.emit(
             session,

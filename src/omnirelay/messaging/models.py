@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +30,13 @@ class Message(Base):
         # between concurrent requests.
         UniqueConstraint("organization_id", "custom_id"),
         Index("ix_messages_org_created", "organization_id", "created_at"),
+        # The dispatch drain's claim (messaging/dispatcher.py): due messages only.
+        Index(
+            "ix_messages_due",
+            "due_at",
+            sqlite_where=text("due_at IS NOT NULL"),
+            postgresql_where=text("due_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -52,6 +60,13 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     final_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The message is its own dispatch job (ADR 18): when its current step is due to be
+    # sent (None: nothing to send now), who claimed it and until when, and how many
+    # retriable provider errors the step has had.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class MessageAttempt(Base):
@@ -62,6 +77,13 @@ class MessageAttempt(Base):
         # Provider events are matched by the provider's id. Not unique: SMSCs reuse ids
         # (after a restart, or when a counter wraps); the newest attempt wins.
         Index("ix_message_attempts_provider", "connection_id", "provider_message_id"),
+        # The ttl sweep (pipeline.expire_due): attempts still waiting, by expiry.
+        Index(
+            "ix_message_attempts_waiting",
+            "expires_at",
+            sqlite_where=text("status IN ('queued', 'submitting', 'sent')"),
+            postgresql_where=text("status IN ('queued', 'submitting', 'sent')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -11,27 +11,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from omnirelay import wakeup
 from omnirelay.billing import service as billing
 from omnirelay.channels.base import (
-    Outbound,
-    PermanentError,
     ProviderEvent,
-    RetriableError,
     SendResult,
-    get_adapter,
 )
-from omnirelay.config import get_settings
-from omnirelay.connections import repository as connections_repo
 from omnirelay.db import utcnow
 from omnirelay.messaging import repository as repo
 from omnirelay.messaging.models import Message, MessageAttempt
-from omnirelay.messaging.service import DISPATCH, daylight
-from omnirelay.queue import Retry, cancel_job, enqueue
+from omnirelay.messaging.service import DISPATCH_CHANNEL
+from omnirelay.queue import Retry, enqueue
+from omnirelay.queue.service import NewJob, enqueue_many
 from omnirelay.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
@@ -68,103 +65,19 @@ def rank(status: str) -> int:
     return 4 if status in FAILED else RANK.get(status, 0)
 
 
-# --- dispatch -----------------------------------------------------------------------
-
-
-def dispatch(session: Session, message_id: str, step_index: int, try_number: int) -> None:
-    message = repo.lock(session, message_id)
-    if message is None or message.final_at is not None or message.step != step_index:
-        return  # already decided, or a stale job of an earlier step
-    step = message.route[step_index]
-    now = utcnow()
-    gate = DISPATCH_GATES.get(message.method)
-    later = gate(session, message, step) if gate is not None else None
-    if later is not None:
-        _enqueue_dispatch(session, message, step_index, later)
-        return
-    if step_index > 0 and message.daydelivery:
-        # A handover at night waits for the recipient's morning, as the first step did.
-        at = daylight(session, message.organization_id, step["phone"], now)
-        if at > now + timedelta(seconds=1):
-            _enqueue_dispatch(session, message, step_index, at)
-            return
-    connection = connections_repo.by_id_any(session, int(step["connection_id"]))
-    attempt = MessageAttempt(
-        message_id=message.id,
-        organization_id=message.organization_id,
-        step=step_index,
-        channel=step["channel"],
-        connection_id=int(step["connection_id"]),
-        provider=step.get("provider", "sandbox"),
-        sender=step.get("sender"),
-        status="accepted",
-        price=int(step.get("price", 0)),
-        parts=int(step.get("parts", 1)),
-        created_at=now,
-        status_at=now,
-    )
-    if connection is None or connection.deleted_at is not None or not connection.active:
-        _finish_attempt(session, message, attempt, "error", 1016, "Not found channel settings")
-        return
-    adapter = get_adapter(connection.provider)
-    if adapter is None:
-        _finish_attempt(session, message, attempt, "error", 1016, "Provider is not available")
-        return
-    if step_index > 0 and not billing.debit(session, message.organization_id, attempt.price):
-        _finish_attempt(
-            session, message, attempt, "error", 1015, "Balance error - not enough funds"
-        )
-        return
-    if step_index == 0:
-        attempt.price = message.price  # debited when the message was accepted
-    if getattr(adapter, "session_based", False):
-        # A long-lived session (SMPP) sends it: queue the attempt for the session owner.
-        from omnirelay.messaging import sessions
-
-        sessions.queue_attempt(session, message, attempt, now)
-        return
-    settings = dict(connection.settings)
-    override = get_settings().sandbox_report_delay
-    if connection.provider in ("sandbox", "wa_sandbox") and override is not None:
-        settings.update(report_delay=override, read_delay=override, reply_delay=override)
-    try:
-        result = adapter.send(
-            Outbound(
-                message_id=message.id,
-                channel=step["channel"],
-                phone=step["phone"],
-                sender=step.get("sender"),
-                text=step.get("text"),
-                image=step.get("image"),
-                action=step.get("action"),
-                ttl=int(step["ttl"]),
-                settings=settings,
-                try_number=try_number,
-                extra=step.get("extra") or {},
-            )
-        )
-    except RetriableError as exc:
-        if try_number < MAX_SEND_TRIES:
-            raise Retry(exc.delay, f"provider: {exc}") from exc
-        _finish_attempt(session, message, attempt, "error", 1001, f"Provider unavailable: {exc}")
-        return
-    except PermanentError as exc:
-        _finish_attempt(session, message, attempt, exc.status, exc.code, str(exc))
-        return
-    _sent(session, message, attempt, result, now)
+# --- dispatch (the drain itself: messaging/dispatch.py) ---------------------------------
 
 
 def _enqueue_dispatch(session: Session, message: Message, step: int, at: datetime) -> None:
-    enqueue(
-        session,
-        DISPATCH,
-        {"message_id": message.id, "step": step},
-        run_at=at,
-        organization_id=message.organization_id,
-    )
+    """The message is due again at ``at``, for ``step`` (ADR 18: it is its own job)."""
+    message.tries = 0  # a new step: its own retriable errors
+    message.step = step
+    message.due_at = at
+    if at <= utcnow():
+        wakeup.notify(session, DISPATCH_CHANNEL)
 
 
-def _sent(
+def sent(
     session: Session, message: Message, attempt: MessageAttempt, result: SendResult, now: datetime
 ) -> None:
     attempt.status = "sent"
@@ -175,7 +88,6 @@ def _sent(
     message.channel = attempt.channel
     message.updated_at = now
     _report(session, message, attempt, "sent")
-    watch_ttl(session, message, attempt)
     for event in result.events:
         enqueue_event(
             session,
@@ -187,21 +99,74 @@ def _sent(
 
 
 def watch_ttl(session: Session, message: Message, attempt: MessageAttempt) -> None:
-    """The job that expires ``attempt`` at ``expires_at`` if no final report came."""
-    enqueue(
-        session,
-        TTL,
-        {"attempt_id": attempt.id},
-        run_at=attempt.expires_at,
-        organization_id=message.organization_id,
-        dedupe_key=f"ttl:{attempt.id}",
-    )
+    """Nothing to do: an attempt's ``expires_at`` is its ttl watch, swept in batches by
+    the ttl drain (``expire_due``, ADR 18). Kept as the place that says so."""
 
 
 def _unwatch_ttl(session: Session, attempt: MessageAttempt) -> None:
-    # An attempt that ended needs no watch: without this, every message sent would leave
-    # a job behind until its ttl (a day on the gateway), to run as a no-op then.
-    cancel_job(session, f"ttl:{attempt.id}")
+    """Nothing to do: an attempt that ended is no longer waiting, so the sweep skips it."""
+
+
+def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
+    """``sent`` for a batch of plain messages (no status hook) in a few statements: the
+    attempts in one INSERT, the messages in one UPDATE, their provider events as jobs in
+    one INSERT; reports only for the messages that have a report URL."""
+    attempts, updates, events = [], [], []
+    for row in rows:
+        result = row.result
+        attempts.append(
+            {
+                **row.attempt,
+                "status": "sent",
+                "provider_message_id": result.provider_message_id,
+                "expires_at": now + timedelta(seconds=row.ttl),
+                "code": None,
+                "error": None,
+            }
+        )
+        updates.append({"mid": row.message_id, "channel": row.attempt["channel"], "now": now})
+        for event in result.events:
+            events.append(
+                NewJob(
+                    event_payload(row.attempt["connection_id"], result.provider_message_id, event),
+                    now + timedelta(seconds=event.delay),
+                    row.organization_id,
+                )
+            )
+        if row.report_url:
+            webhooks.emit(
+                session,
+                row.organization_id,
+                row.report_url,
+                "message.status",
+                {
+                    "id": row.message_id,
+                    "custom_id": row.custom_id,
+                    "status": "sent",
+                    "channel": row.attempt["channel"],
+                    "error": None,
+                    "code": None,
+                    "price": billing.format_units(int(row.attempt["price"])),
+                    "parts": row.attempt["parts"],
+                },
+                ordering_key=row.message_id,
+            )
+    repo.insert_attempts(session, attempts)
+    repo.mark_sent(session, updates)
+    enqueue_many(session, EVENT, events, priority=IN_FLIGHT, max_attempts=EARLY_EVENT_TRIES + 2)
+
+
+@dataclass
+class SentRow:
+    """A message whose step its adapter took, as ``sent_many`` records it."""
+
+    message_id: str
+    organization_id: str
+    custom_id: str | None
+    report_url: str | None
+    ttl: int
+    attempt: dict[str, Any]  # the attempt's columns before sending
+    result: SendResult
 
 
 def event_payload(
@@ -272,9 +237,7 @@ def apply_event(session: Session, payload: dict[str, Any], tries: int) -> None:
     if status in FAILED and attempt.status in ("delivered", "read"):
         return
     if status in FAILED:
-        _finish_attempt(
-            session, message, attempt, status, payload.get("code"), payload.get("error")
-        )
+        finish_attempt(session, message, attempt, status, payload.get("code"), payload.get("error"))
         return
     now = utcnow()
     attempt.status, attempt.status_at = status, now
@@ -312,10 +275,19 @@ def expire(session: Session, attempt_id: int) -> None:
     session.refresh(attempt)  # as of the lock
     if attempt.status not in WAITING:
         return  # a final report came in time
-    _finish_attempt(session, message, attempt, "expired", None, "Possible delivery time is up")
+    finish_attempt(session, message, attempt, "expired", None, "Possible delivery time is up")
 
 
-def _finish_attempt(
+def expire_due(session: Session, now: datetime, limit: int) -> int:
+    """The ttl sweep: attempts still waiting whose ``expires_at`` passed expire (the next
+    step takes over); how many were looked at."""
+    ids = repo.expired_attempts(session, now, limit)
+    for attempt_id in ids:
+        expire(session, attempt_id)
+    return len(ids)
+
+
+def finish_attempt(
     session: Session,
     message: Message,
     attempt: MessageAttempt,
@@ -392,3 +364,8 @@ def _reply(session: Session, message: Message, text: str) -> None:
             },
             ordering_key=message.id,
         )
+
+
+# Old names, for the modules that called them before they were public.
+_finish_attempt = finish_attempt
+_sent = sent

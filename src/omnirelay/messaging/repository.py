@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from omnirelay.billing.models import Balance, Price
@@ -305,3 +305,129 @@ def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """One executemany INSERT (every row with the same keys); none is read back."""
     if rows:
         session.connection().execute(_INSERT_MESSAGES, list(rows))
+
+
+# --- the dispatch drain (messaging/dispatch.py) ----------------------------------------
+
+
+def claim_due(
+    session: Session, claim_id: str, limit: int, now: datetime, until: datetime
+) -> list[str]:
+    """Lease up to ``limit`` due messages to ``claim_id``, earliest first, in one
+    statement; a lease that passed (its process died) is taken over. PostgreSQL skips rows
+    another claim holds; SQLite's write lock serialises claims anyway."""
+    due = (
+        select(MESSAGES.c.id)
+        .where(
+            MESSAGES.c.due_at.is_not(None),
+            MESSAGES.c.due_at <= now,
+            or_(MESSAGES.c.lease_until.is_(None), MESSAGES.c.lease_until <= now),
+        )
+        .order_by(MESSAGES.c.due_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    result = session.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.id.in_(due.scalar_subquery()))
+        .values(claimed_by=claim_id, lease_until=until)
+        .returning(MESSAGES.c.id)
+    )
+    return [row[0] for row in result]
+
+
+def claimed(session: Session, ids: Sequence[str]) -> Sequence[Message]:
+    """The claimed messages as objects, in due order (one SELECT)."""
+    rows = session.scalars(
+        select(Message).where(Message.id.in_(list(ids))).execution_options(populate_existing=True)
+    ).all()
+    return sorted(rows, key=lambda m: (m.due_at or m.created_at, m.id))
+
+
+def next_due(session: Session, now: datetime) -> datetime | None:
+    """The earliest due time still ahead (the drain sleeps until then)."""
+    return session.scalar(
+        select(func.min(Message.due_at)).where(Message.due_at.is_not(None), Message.due_at > now)
+    )
+
+
+def bring_forward(session: Session, message_ids: Sequence[str], at: datetime) -> int:
+    """Messages waiting past ``at`` (a held gateway message whose device connected) become
+    due at ``at``."""
+    moved = 0
+    for start in range(0, len(message_ids), 500):  # bounded IN lists
+        result = session.execute(
+            update(MESSAGES)
+            .where(
+                MESSAGES.c.id.in_(list(message_ids[start : start + 500])),
+                MESSAGES.c.due_at > at,
+            )
+            .values(due_at=at)
+        )
+        moved += int(getattr(result, "rowcount", 0) or 0)
+    return moved
+
+
+def still_claimed(session: Session, ids: Sequence[str], claim_id: str) -> set[str]:
+    """Which of ``ids`` are still leased to ``claim_id`` (locked until the transaction
+    ends on PostgreSQL; SQLite's write lock holds them already)."""
+    query = select(MESSAGES.c.id).where(
+        MESSAGES.c.id.in_(list(ids)), MESSAGES.c.claimed_by == claim_id
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {row[0] for row in session.execute(query)}
+
+
+_ATTEMPTS = _tables[MessageAttempt.__tablename__]
+_INSERT_ATTEMPTS = insert(_ATTEMPTS)
+_MARK_SENT = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.final_at.is_(None))
+    .values(
+        status="sent",
+        channel=bindparam("channel"),
+        updated_at=bindparam("now"),
+        due_at=None,
+        claimed_by=None,
+        lease_until=None,
+    )
+)
+
+
+def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_INSERT_ATTEMPTS, list(rows))
+
+
+def mark_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """``{mid, channel, now}`` each: the message's step was sent; its claim ends."""
+    if rows:
+        session.connection().execute(_MARK_SENT, list(rows))
+
+
+WAITING_STATUSES = ("queued", "submitting", "sent")
+
+
+def expired_attempts(session: Session, now: datetime, limit: int) -> list[int]:
+    """Attempts still waiting for a final report whose ttl has passed, oldest first."""
+    rows = session.execute(
+        select(_ATTEMPTS.c.id)
+        .where(
+            _ATTEMPTS.c.status.in_([literal_column(f"'{s}'") for s in WAITING_STATUSES]),
+            _ATTEMPTS.c.expires_at <= now,
+        )
+        .order_by(_ATTEMPTS.c.expires_at)
+        .limit(limit)
+    )
+    return [int(r[0]) for r in rows]
+
+
+def next_expiry(session: Session, now: datetime) -> datetime | None:
+    return session.scalar(
+        select(func.min(MessageAttempt.expires_at)).where(
+            _ATTEMPTS.c.status.in_([literal_column(f"'{s}'") for s in WAITING_STATUSES]),
+            _ATTEMPTS.c.expires_at > now,
+        )
+    )

@@ -1,10 +1,10 @@
 """Accepting messages: resolve each step to a connection, price, debit, write the message
-and its dispatch job in the caller's transaction. Nothing is sent from here.
+(due to be dispatched at its ``due_at``) in the caller's transaction. Nothing is sent from
+here.
 
 One core, :func:`accept_bulk`, serves a single send, sendMixed and the group commit of
 concurrent requests (messaging/batcher.py): per organization it reads connections and
-prices once, locks and debits the balance once, and writes all messages and jobs with
-one INSERT each."""
+prices once, locks and debits the balance once, and writes all messages with one INSERT."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from omnirelay import wakeup
 from omnirelay.billing import service as billing
 from omnirelay.errors import InvalidInput, NotFound
 from omnirelay.messaging import errors as e
@@ -27,11 +28,11 @@ from omnirelay.messaging.repository import AcceptConnection
 from omnirelay.messaging.segments import segment
 from omnirelay.messaging.validation import CHANNELS, Draft, StepDraft
 from omnirelay.phones import next_daylight, parse_phone, phone_timezone
-from omnirelay.queue.service import NewJob, enqueue_many
 from omnirelay.templates import repository as templates_repo
 from omnirelay.templates import service as templates
 
-DISPATCH = "messages.dispatch"
+# The dispatch drain's wake-up (messaging/dispatcher.py): a message became due.
+DISPATCH_CHANNEL = "omnirelay_dispatch"
 SENDER_REQUIRED = ("sms", "viber", "vk")
 
 
@@ -240,6 +241,8 @@ def _row(view: OrgView, resolved: Resolved, now: datetime) -> dict[str, Any]:
         "parts": resolved.parts,
         "created_at": now,
         "updated_at": now,
+        "due_at": send_after,
+        "tries": 0,
     }
 
 
@@ -274,12 +277,9 @@ def accept_bulk(session: Session, items: Sequence[Item], now: datetime) -> list[
         view = OrgView(session, organization_id)
         rows += _accept_org(session, view, by_org[organization_id], now, out)
     if rows:
+        # The message is its own dispatch job: its due_at (ADR 18). One wake-up for the lot.
         repo.insert_many(session, rows)
-        jobs = [
-            NewJob({"message_id": r["id"], "step": 0}, r["send_after"], r["organization_id"])
-            for r in rows
-        ]
-        enqueue_many(session, DISPATCH, jobs)
+        wakeup.notify(session, DISPATCH_CHANNEL)
     return out
 
 

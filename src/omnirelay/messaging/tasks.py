@@ -1,30 +1,25 @@
-"""Job handlers of the message pipeline."""
+"""Job handlers of the message pipeline. (Dispatch is not a job: the message is its own,
+drained by messaging/dispatch.py.)"""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
 from omnirelay.messaging import pipeline
-from omnirelay.messaging.service import DISPATCH
 from omnirelay.queue import JobContext, tasks
 
 
-@tasks.task(DISPATCH)
-def dispatch(session: Session, job: JobContext) -> None:
-    pipeline.dispatch(session, job.payload["message_id"], int(job.payload["step"]), job.attempts)
-
-
-@tasks.task(pipeline.EVENT)
+@tasks.task(pipeline.EVENT, batched=True)
 def provider_event(session: Session, job: JobContext) -> None:
     pipeline.apply_event(session, job.payload, job.attempts)
 
 
-@tasks.task(pipeline.TTL)
+@tasks.task(pipeline.TTL, batched=True)
 def ttl(session: Session, job: JobContext) -> None:
     pipeline.expire(session, int(job.payload["attempt_id"]))
 
 
-@tasks.task("messages.inbound")
+@tasks.task("messages.inbound", batched=True)
 def inbound(session: Session, job: JobContext) -> None:
     from omnirelay.messaging import sessions
 

@@ -43,18 +43,28 @@ class PermanentFailure(Exception):
 class TaskRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._batched: set[str] = set()
 
-    def task(self, kind: str) -> Callable[[Handler], Handler]:
+    def task(self, kind: str, *, batched: bool = False) -> Callable[[Handler], Handler]:
+        """``batched``: the handler only reads and writes the database (no network, no
+        sleeping), so the worker may run many jobs of it in one transaction, each in its
+        own savepoint (ADR 18)."""
+
         def register(fn: Handler) -> Handler:
             if kind in self._handlers and self._handlers[kind] is not fn:
                 raise ValueError(f"task kind {kind!r} registered twice")
             self._handlers[kind] = fn
+            if batched:
+                self._batched.add(kind)
             return fn
 
         return register
 
     def get(self, kind: str) -> Handler | None:
         return self._handlers.get(kind)
+
+    def batched(self, kind: str) -> bool:
+        return kind in self._batched
 
     def kinds(self) -> list[str]:
         return sorted(self._handlers)

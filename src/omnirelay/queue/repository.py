@@ -132,6 +132,19 @@ def complete(session: Session, job_id: int, worker_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def complete_many(session: Session, job_ids: Sequence[int], worker_id: str) -> int:
+    """Delete finished jobs this worker still holds; how many it did."""
+    if not job_ids:
+        return 0
+    result = session.execute(
+        delete(Job).where(
+            Job.id.in_(list(job_ids)), Job.locked_by == worker_id, Job.status == DOING
+        ),
+        execution_options=NO_SYNC,
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def fail(
     session: Session,
     job_id: int,

@@ -44,6 +44,7 @@ class Worker:
         backoff_max: float = 3600.0,
         worker_id: str | None = None,
         prefetch: int | None = None,
+        batch_size: int = 200,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -52,6 +53,11 @@ class Worker:
         # several jobs, which matters most on SQLite where every transaction takes the
         # write lock. Claimed jobs waiting for a thread keep their lease by heartbeat.
         self.prefetch = max(prefetch or concurrency * 4, concurrency)
+        # Jobs of database-only kinds run up to this many to a transaction (ADR 18);
+        # a larger prefetch feeds them.
+        self.batch_size = batch_size
+        if prefetch is None:
+            self.prefetch = max(self.prefetch, batch_size)
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.backoff_base = backoff_base
@@ -99,8 +105,12 @@ class Worker:
             jobs = self._claim(want)
             if not jobs:
                 return ran
+            together = [j for j in jobs if self.registry.batched(j.kind)]
+            if together:
+                self._execute_batch(together)
             for job in jobs:
-                self._execute(job)
+                if not self.registry.batched(job.kind):
+                    self._execute(job)
             ran += len(jobs)
         return ran
 
@@ -117,11 +127,15 @@ class Worker:
                 except Exception:
                     log.exception("claiming jobs failed")
                     jobs = []
+                assert self._pool is not None
+                together = [j for j in jobs if self.registry.batched(j.kind)]
+                with self._lock:
+                    self._running.update(j.id for j in jobs)
+                for start in range(0, len(together), self.batch_size):
+                    self._pool.submit(self._run_batch, together[start : start + self.batch_size])
                 for job in jobs:
-                    with self._lock:
-                        self._running.add(job.id)
-                    assert self._pool is not None
-                    self._pool.submit(self._run, job)
+                    if not self.registry.batched(job.kind):
+                        self._pool.submit(self._run, job)
                 if len(jobs) == free:
                     continue
                 sleep = self._until_next_due()
@@ -180,14 +194,7 @@ class Worker:
             self._wake.set()
 
     def _execute(self, job: Job) -> None:
-        ctx = JobContext(
-            id=job.id,
-            kind=job.kind,
-            payload=job.payload,
-            attempts=job.attempts,
-            organization_id=job.organization_id,
-            run_at=job.run_at,
-        )
+        ctx = _context(job)
         handler = self.registry.get(job.kind)
         started = time.perf_counter()
         try:
@@ -213,6 +220,56 @@ class Worker:
         else:
             log.debug("job %s (%s) done in %.3f s", job.id, job.kind, time.perf_counter() - started)
 
+    def _run_batch(self, jobs: list[Job]) -> None:
+        try:
+            self._execute_batch(jobs)
+        finally:
+            with self._lock:
+                self._running.difference_update(j.id for j in jobs)
+            self._wake.set()
+
+    def _execute_batch(self, jobs: list[Job]) -> None:
+        """Database-only jobs in one transaction, each in a savepoint: a job that fails
+        rolls back only its own writes and is retried (or dead-lettered) as it would be
+        alone; the finished ones are deleted together with what they wrote."""
+        failures: list[tuple[Job, str, datetime | None]] = []
+        try:
+            with self.db.transaction() as session:
+                done: list[int] = []
+                for job in jobs:
+                    handler = self.registry.get(job.kind)
+                    assert handler is not None
+                    try:
+                        with session.begin_nested():
+                            handler(session, _context(job))
+                        done.append(job.id)
+                    except Retry as exc:
+                        delay = exc.delay if exc.delay is not None else self._backoff(job.attempts)
+                        failures.append((job, exc.reason or "retry requested", self._at(delay)))
+                    except PermanentFailure as exc:
+                        failures.append((job, f"permanent failure: {exc}", None))
+                    except Exception as exc:
+                        log.warning("job %s (%s) failed: %s", job.id, job.kind, exc, exc_info=True)
+                        again = self._at(self._backoff(job.attempts))
+                        failures.append((job, f"{type(exc).__name__}: {exc}", again))
+                lost = len(done) - repo.complete_many(session, done, self.id)
+                if lost:
+                    raise _LeaseLost
+                now = utcnow()
+                for job, error, at in failures:
+                    if at is not None and job.attempts >= job.max_attempts:
+                        at = None  # attempts spent: dead letter
+                    repo.fail(session, job.id, self.id, error=error, retry_at=at, now=now)
+        except _LeaseLost:
+            # Another worker took some of them over: roll the batch back, run each alone.
+            log.warning("a batch of %d jobs lost a lease; running them one by one", len(jobs))
+            for job in jobs:
+                self._execute(job)
+        except Exception:
+            log.exception("a batch of %d jobs failed; running them one by one", len(jobs))
+            for job in jobs:
+                self._execute(job)
+
     def _fail(self, job: Job, error: str, retry_at: datetime | None) -> None:
         if retry_at is not None and job.attempts >= job.max_attempts:
             retry_at = None  # attempts spent: dead letter
@@ -226,3 +283,14 @@ class Worker:
     @staticmethod
     def _at(delay: float) -> datetime:
         return utcnow() + timedelta(seconds=max(0.0, delay))
+
+
+def _context(job: Job) -> JobContext:
+    return JobContext(
+        id=job.id,
+        kind=job.kind,
+        payload=job.payload,
+        attempts=job.attempts,
+        organization_id=job.organization_id,
+        run_at=job.run_at,
+    )
