@@ -56,6 +56,7 @@ class Side:
     stats: Stats | None = None
     drained: bool = False  # every accepted message reached the SMSC within the wait
     smsc_cpu: float = 0.0  # the SMSC's CPU share of one core over the closed loop
+    smsc_cpu_per_submit: float = 0.0  # its CPU seconds per submit_sm, closed loop + drain
     cpu: float = 0.0  # CPU seconds of the system's processes over the closed loop + drain
     half: OpenLoopResult | None = None
     peaks: dict[str, float] = field(default_factory=dict)
@@ -105,6 +106,7 @@ def _measure(
     accepted = side.closed.accepted
     side.stats = _wait_submits(smsc, accepted, args.drain_timeout, args.stall)
     side.drained = side.stats.submits >= accepted
+    side.smsc_cpu_per_submit = (proc_stats(smsc.pid)[1] - smsc_cpu0) / max(side.stats.submits, 1)
     side.cpu = cpu() - cpu0
     rate = max(1.0, side.closed.accepted_rate / 2)
     side.half = run_open_loop(
@@ -286,6 +288,9 @@ def report(sides: list[Side], smsc_peak: float) -> None:
             print(f"!! {h.failed} of {h.scheduled} open-loop requests failed or got no answer")
         _line("CPU per 1,000 accepted (its processes)", side.cpu / max(c.accepted, 1) * 1000, "s")
         _line("fast SMSC CPU during the closed loop", side.smsc_cpu * 100, "% of a core")
+        if side.smsc_cpu_per_submit and s.submits >= 1000:  # /proc counts 10 ms ticks
+            # What it could take on one free core at that cost (receipts included).
+            _line("  its ceiling at that cost", 1 / side.smsc_cpu_per_submit, "msg/s per core")
         for name, peak in side.peaks.items():
             _line(f"peak RSS {name}", peak, "MB")
     _line("peak RSS fast SMSC", smsc_peak, "MB")
