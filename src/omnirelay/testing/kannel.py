@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -38,16 +39,37 @@ def _running(names: tuple[str, ...]) -> set[int]:
 def _apt_install(packages: list[str]) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
-    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
-        # Not in the package lists (a fresh machine has none): read them, then again.
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
+    if subprocess.run(cmd, env=env, capture_output=True).returncode == 0:
+        return
+    # Not in the package lists (a fresh machine has none): read them, then again.
+    for step in (["apt-get", "update", "-q"], cmd):
+        done = subprocess.run(step, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(step)} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def _stop_new_boxes(before: set[int]) -> None:
+    """Stop the boxes the package's own service started during the install: through its
+    init script first (its run_kannel_box wrappers would restart a killed box), then any
+    left, by pid, the wrappers first."""
+    new = _running(BOXES) - before
+    if not new:
+        return
+    init = Path("/etc/init.d/kannel")
+    if init.exists():
+        subprocess.run([str(init), "stop"], capture_output=True, timeout=60)
+        time.sleep(1)
+    left = _running(BOXES) - before
+    wrappers = _running(("run_kannel_box",)) & left
+    for pid in [*wrappers, *(left - wrappers)]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
 
 
 def ensure_installed() -> None:
     """Kannel's boxes and wrk, from Debian, when missing. The kannel package starts its
     own service on install: a policy-rc.d (if the machine has none) denies that, and any
-    box that still started during the install is stopped by its pid."""
+    box that still started during the install is stopped."""
     missing = []
     if not (SBIN / "bearerbox").exists() or not (SBIN / "smsbox").exists():
         missing.append("kannel")
@@ -69,9 +91,7 @@ def ensure_installed() -> None:
     finally:
         if ours:
             policy.unlink()
-    for pid in _running(BOXES) - before:
-        with contextlib.suppress(OSError):
-            os.kill(pid, 15)
+        _stop_new_boxes(before)
 
 
 def config(

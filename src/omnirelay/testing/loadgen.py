@@ -175,12 +175,14 @@ def _response_end(buf: bytearray) -> int:
 
 
 class _Conn(asyncio.Protocol):
-    def __init__(self, answered: Callable[[_Conn, int, float], None]) -> None:
+    def __init__(
+        self, answered: Callable[[_Conn, int, float], None], lost: Callable[[], None]
+    ) -> None:
         self.answered = answered
+        self.lost = lost
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
         self.scheduled: float | None = None  # of the request awaiting its answer
-        self.lost = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -201,8 +203,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        if not self.lost.done():
-            self.lost.set_result(None)
+        self.lost()  # its request, if any, counts as unanswered
 
 
 async def open_loop(
@@ -247,10 +248,22 @@ async def open_loop(
             answered_all.set_result(None)
 
     conns: list[_Conn] = []
-    for _ in range(connections):
-        _, proto = await loop.create_connection(lambda: _Conn(answered), host, port)
+    closing = False
+
+    async def connect() -> None:
+        _, proto = await loop.create_connection(lambda: _Conn(answered, lost), host, port)
         conns.append(proto)
         idle.append(proto)
+        dispatch()
+
+    def lost() -> None:
+        # The server closed a connection (or it broke): another takes its place.
+        if not closing:
+            replacing.add(asyncio.ensure_future(connect()))
+
+    replacing: set[asyncio.Future[None]] = set()
+    for _ in range(connections):
+        await connect()
     # perf_counter, not loop.time(): uvloop's clock has millisecond steps.
     start = time.perf_counter() + 0.01
     for i in range(total):
@@ -263,6 +276,10 @@ async def open_loop(
     await asyncio.wait([answered_all, with_grace], return_when=asyncio.FIRST_COMPLETED)
     with_grace.cancel()
     result.failed += total - answers  # unanswered (or never sent: every connection lost)
+    closing = True
+    for task in replacing:
+        task.cancel()
+    await asyncio.gather(*replacing, return_exceptions=True)
     for conn in conns:
         if conn.transport is not None:
             conn.transport.close()
