@@ -72,6 +72,7 @@ class _State:
 
     def __init__(self, receipts: bool) -> None:
         self.receipts = receipts
+        self.links: set[_Link] = set()
         self.receivers: dict[bytes, list[_Link]] = {}  # system_id -> receiver-capable links
         self.next_id = 1
         self.reset()
@@ -113,8 +114,10 @@ class _Link(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.state.links.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.state.links.discard(self)
         links = self.state.receivers.get(self.system_id)
         if links and self in links:
             links.remove(self)
@@ -281,10 +284,10 @@ class FastSmsc:
         async def shut() -> None:
             if self._server is not None:
                 self._server.close()
-            for links in list(self._state.receivers.values()):
-                for link in list(links):
-                    if link.transport is not None:
-                        link.transport.close()
+            for link in list(self._state.links):
+                if link.transport is not None:
+                    link.transport.close()
+            await asyncio.sleep(0)  # let the transports finish closing
 
         try:
             self._call(shut)
@@ -355,6 +358,8 @@ class FastSmscProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def __enter__(self) -> FastSmscProcess:
         return self.start()
