@@ -288,7 +288,8 @@ def report(sides: list[Side], smsc_peak: float) -> None:
             print(f"!! {h.failed} of {h.scheduled} open-loop requests failed or got no answer")
         _line("CPU per 1,000 accepted (its processes)", side.cpu / max(c.accepted, 1) * 1000, "s")
         _line("fast SMSC CPU during the closed loop", side.smsc_cpu * 100, "% of a core")
-        if side.smsc_cpu_per_submit and s.submits >= 1000:  # /proc counts 10 ms ticks
+        # At a low rate each submit_sm has its own reads and writes: no ceiling to show.
+        if side.smsc_cpu_per_submit and s.submits >= 1000 and s.rate() >= 1000:
             # What it could take on one free core at that cost (receipts included).
             _line("  its ceiling at that cost", 1 / side.smsc_cpu_per_submit, "msg/s per core")
         for name, peak in side.peaks.items():
