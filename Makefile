@@ -30,7 +30,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## bench: the whole suite at full size, both engines, PostgreSQL with 1, 2 and 4 workers
-## (hours on 2 cores, most of it the 1,000,000-message drain; figures: docs/performance.md)
+## (hours on 2 cores, most of it the 1,000,000-message drain; figures: docs/performance.md);
+## last, Kannel side by side (bench/kannel.py installs Debian's kannel and wrk if missing)
 bench: $(STAMP)
 	scripts/ensure-postgres.sh
 	set -e; for db in sqlite postgresql; do \
@@ -45,6 +46,8 @@ bench: $(STAMP)
 		$(BIN)/python bench/backlog.py --db postgresql --workers $$w; \
 	done
 	$(BIN)/python bench/backlog.py --db postgresql --workers 4 -n 1000000
+	$(BIN)/python bench/kannel.py --db sqlite
+	$(BIN)/python bench/kannel.py --db postgresql --workers 2
 
 ## chaos: the no-loss test, kill -9 under load (bench/chaos.py; a small one runs in CI)
 chaos: $(STAMP)
