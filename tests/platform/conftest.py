@@ -3,7 +3,9 @@ caller of the surface's POST methods."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +36,41 @@ def user(client: TestClient, org: Org) -> UserCall:
         return client.post(f"/user/{path}", json=body, headers=(as_org or org).token)
 
     return call
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    access_key: str = "omnirelay-test"
+    secret_key: str = "omnirelay-test-secret"
+    region: str = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server (moto in server mode) on a free loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield S3Server(f"http://{host}:{port}")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> str:
+    """A fresh bucket per test (the server lives for the session)."""
+    import boto3
+
+    name = f"media-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint,
+        region_name=s3_server.region,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+    ).create_bucket(Bucket=name)
+    return name

@@ -125,7 +125,12 @@ def _s3(*config: str) -> Storage:
     # model (tens of milliseconds); clients are thread-safe.
     from omnirelay.media.s3 import S3Storage
 
-    return S3Storage(*config)
+    try:
+        return S3Storage(*config)
+    except Exception as exc:  # botocore's: an invalid endpoint or region, ...
+        raise StorageUnavailable(
+            "storage_unavailable", f"The media bucket is not usable: {exc}"
+        ) from exc
 
 
 class StorageUnavailable(DomainError):
