@@ -236,3 +236,21 @@ def test_the_sweep_removes_expired_unused_slots_and_stalled_uploads_only(
     assert not stalled.exists() and live.exists()
     assert client.get(used["mediaUrl"]).content == PNG
     _error(_post(client, unused, PNG), "slot_not_found")
+
+
+def test_of_two_uploads_racing_for_one_slot_exactly_one_is_stored(
+    client: TestClient, user: UserCall, settings: Settings
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    slot = _slot(user)
+    contents = [PNG, PNG[::-1]]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda c: _post(client, slot, c), contents))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [204, 500], [a.text for a in answers]
+    loser = next(a for a in answers if a.status_code == 500)
+    assert loser.json()["code"] == "slot_used"
+    winner = contents[[a.status_code for a in answers].index(204)]
+    assert client.get(slot["mediaUrl"]).content == winner
+    assert len(_stored(settings)) == 1
