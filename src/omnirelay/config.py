@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     # WhatsApp gateway (seed 002): where files uploaded to /send are kept for the driver.
     media_dir: str = "var/media"
 
+    # Media storage (seed 004 `media/upload`, ADR 21): local disk under media_dir/storage
+    # unless a bucket is named. public_url: the base URL clients reach omnirelay at, for
+    # upload URLs and media links (empty: taken from each request's Host).
+    public_url: str = ""
+    media_s3_bucket: str = ""
+    media_s3_endpoint_url: str = ""  # empty: AWS; else MinIO, Ceph, ... (path-style)
+    media_s3_region: str = "us-east-1"
+    media_s3_access_key_id: str = ""  # empty: boto3's own credential chain
+    media_s3_secret_access_key: str = ""
+    media_s3_prefix: str = "media/"
+    media_s3_public_url: str = ""  # base of media links (a CDN); empty: the bucket's URL
+    media_s3_acl: str = "public-read"  # empty: no ACL field (buckets with ACLs disabled)
+
     # How often a process that runs workers removes expired idempotency keys and uploads
     # that no message needs any more (seconds; 0: never, run `omnirelay admin housekeeping`).
     housekeeping_interval_seconds: float = 3600.0

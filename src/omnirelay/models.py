@@ -5,6 +5,7 @@ from omnirelay.callbacks import models as callback_models
 from omnirelay.connections import models as connection_models
 from omnirelay.gateway import models as gateway_models
 from omnirelay.idempotency import models as idempotency_models
+from omnirelay.media import models as media_models
 from omnirelay.messaging import models as messaging_models
 from omnirelay.queue import models as queue_models
 from omnirelay.ratelimit import models as ratelimit_models
@@ -18,6 +19,7 @@ __all__ = [
     "connection_models",
     "gateway_models",
     "idempotency_models",
+    "media_models",
     "messaging_models",
     "queue_models",
     "ratelimit_models",

@@ -8,11 +8,13 @@ import base64
 import ipaddress
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from omnirelay.config import Settings
 from tests.conftest import Org
 
 ALL_WEEK = [
@@ -67,6 +69,15 @@ def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """The suite's settings, with uploads (gateway /send, media storage) kept in the
+    test's own folder."""
+    return Settings(
+        database_url=database_url, rate_limit_requests=10_000, media_dir=str(tmp_path / "media")
+    )
+
+
+@pytest.fixture
 def world(client: TestClient, org: Org) -> World:
     admin = org.headers()
 
@@ -108,4 +119,7 @@ def world(client: TestClient, org: Org) -> World:
     added = _ok(client.post("/add-device", data=device, headers={"Authorization": w.account_token}))
     w.device_token = added["token"]
     w.real["device"] = api("GET", "/gateway/devices")["items"][0]["id"]
+    # A media upload slot (local disk): its form target gets a real slot and token.
+    slot = _ok(client.post("/user/media/upload", json={"filename": "a.png"}, headers=org.token))
+    w.real.update(slot=slot["id"], slot_token=slot["fields"]["token"], slot_type="image/png")
     return w

@@ -118,7 +118,12 @@ SURFACES = {
             "/user",
             shapes.platform,
             error_500=True,
-            body_values=(("callbackUrl", "url"),),
+            path_values=(("/media/store/", "slot", "slot"),),
+            body_values=(
+                ("callbackUrl", "url"),
+                ("token", "slot_token"),
+                ("Content-Type", "slot_type"),
+            ),
         ),
         Surface(
             "callback",

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 class Swept:
     idempotency_keys: int
     files: int
+    media_slots: int = 0  # expired unused upload slots (and stalled partial uploads)
 
 
 def run_once(db: Database, settings: Settings) -> Swept:
@@ -32,12 +33,24 @@ def run_once(db: Database, settings: Settings) -> Swept:
         keys += batch
         if batch < service.BATCH:
             break
+    slots = 0
+    while True:
+        with db.transaction() as session:
+            batch = service.purge_media_slots(session, now)
+        slots += batch
+        if batch < service.BATCH:
+            break
+    slots += service.discard_stalled_media(settings.media_dir, now)
     with db.read() as session:
         files = service.discard_unused_uploads(session, settings.media_dir, now)
-    swept = Swept(keys, files)
-    if keys or files:
+    swept = Swept(keys, files, slots)
+    if keys or files or slots:
         log.info(
-            "housekeeping: %d expired idempotency keys, %d unused uploads removed", keys, files
+            "housekeeping: %d expired idempotency keys, %d unused uploads, "
+            "%d expired media slots removed",
+            keys,
+            files,
+            slots,
         )
     return swept
 

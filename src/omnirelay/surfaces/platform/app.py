@@ -8,6 +8,8 @@ from omnirelay import __version__
 from omnirelay.context import AppContext
 from omnirelay.surfaces.guards import reject_nul
 from omnirelay.surfaces.platform import errors
+from omnirelay.surfaces.platform.channels import router as channels_router
+from omnirelay.surfaces.platform.media import install as install_media
 from omnirelay.surfaces.platform.routes import router
 
 
@@ -28,4 +30,6 @@ def create_platform_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     app.include_router(router)
+    app.include_router(channels_router)
+    install_media(app)
     return app
