@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, literal_column, or_, select, update
+from sqlalchemy import bindparam, func, insert, literal_column, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from omnirelay.billing.models import Balance, Price
@@ -431,3 +431,89 @@ def next_expiry(session: Session, now: datetime) -> datetime | None:
             _ATTEMPTS.c.expires_at > now,
         )
     )
+
+
+# --- reports applied set-based (messaging/statuses.py) -----------------------------------
+
+
+def attempts_for_reports(
+    session: Session, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """(connection id, provider message id) -> its newest attempt and that attempt's
+    message, as plain values, in one read (messages locked on PostgreSQL)."""
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):  # bounded IN lists
+        chunk = unique[start : start + 500]
+        query = (
+            select(
+                _ATTEMPTS.c.id,
+                _ATTEMPTS.c.connection_id,
+                _ATTEMPTS.c.provider_message_id,
+                _ATTEMPTS.c.step,
+                _ATTEMPTS.c.status,
+                _ATTEMPTS.c.parts,
+                _ATTEMPTS.c.channel,
+                _ATTEMPTS.c.price,
+                MESSAGES.c.id.label("message_id"),
+                MESSAGES.c.step.label("message_step"),
+                MESSAGES.c.status.label("message_status"),
+                MESSAGES.c.final_at,
+                MESSAGES.c.method,
+                MESSAGES.c.organization_id,
+                MESSAGES.c.custom_id,
+                MESSAGES.c.report_url,
+            )
+            .join(MESSAGES, MESSAGES.c.id == _ATTEMPTS.c.message_id)
+            .where(tuple_(_ATTEMPTS.c.connection_id, _ATTEMPTS.c.provider_message_id).in_(chunk))
+            .order_by(_ATTEMPTS.c.id)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=MESSAGES)
+        for row in session.execute(query):
+            # Ordered by id: the newest attempt with the id wins (SMSCs reuse ids).
+            found[(int(row.connection_id), str(row.provider_message_id))] = {
+                "attempt_id": int(row.id),
+                "message_id": row.message_id,
+                "attempt_step": int(row.step),
+                "attempt_status": row.status,
+                "parts": int(row.parts),
+                "channel": row.channel,
+                "price": int(row.price),
+                "message_step": int(row.message_step),
+                "message_status": row.message_status,
+                "final": row.final_at is not None,
+                "method": row.method,
+                "organization_id": row.organization_id,
+                "custom_id": row.custom_id,
+                "report_url": row.report_url,
+            }
+    return found
+
+
+_SET_ATTEMPT_STATUS = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("aid"))
+    .values(status=bindparam("status"), status_at=bindparam("now"))
+)
+_SET_MESSAGE_STATUS = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("mid"))
+    .values(
+        status=bindparam("status"),
+        updated_at=bindparam("now"),
+        final_at=func.coalesce(MESSAGES.c.final_at, bindparam("now")),
+        error=None,
+        code=None,
+    )
+)
+
+
+def set_attempt_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_SET_ATTEMPT_STATUS, list(rows))
+
+
+def set_message_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_SET_MESSAGE_STATUS, list(rows))

@@ -3,15 +3,25 @@ drained by messaging/dispatch.py.)"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session
 
-from omnirelay.messaging import pipeline
+from omnirelay.messaging import pipeline, statuses
 from omnirelay.queue import JobContext, tasks
 
 
 @tasks.task(pipeline.EVENT, batched=True)
 def provider_event(session: Session, job: JobContext) -> None:
     pipeline.apply_event(session, job.payload, job.attempts)
+
+
+@tasks.batch(pipeline.EVENT)
+def provider_events(
+    session: Session, jobs: list[JobContext], one: Callable[[JobContext], None]
+) -> None:
+    """Many reports at once, set-based; the rest one by one (messaging/statuses.py)."""
+    statuses.apply_many(session, [j.payload for j in jobs], lambda i, _: one(jobs[i]))
 
 
 @tasks.task(pipeline.TTL, batched=True)

@@ -25,6 +25,10 @@ class JobContext:
 
 
 Handler = Callable[[Session, JobContext], None]
+# A batch handler gets every job of its kind in a batch and ``one``, which runs a job
+# through its plain handler in a savepoint (with the usual retry rules); the jobs it
+# handles itself are done when it returns.
+BatchHandler = Callable[[Session, list[JobContext], Callable[[JobContext], None]], None]
 
 
 class Retry(Exception):
@@ -44,6 +48,7 @@ class TaskRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._batched: set[str] = set()
+        self._batch_handlers: dict[str, BatchHandler] = {}
 
     def task(self, kind: str, *, batched: bool = False) -> Callable[[Handler], Handler]:
         """``batched``: the handler only reads and writes the database (no network, no
@@ -60,8 +65,21 @@ class TaskRegistry:
 
         return register
 
+    def batch(self, kind: str) -> Callable[[BatchHandler], BatchHandler]:
+        """A set-based handler for a ``batched`` kind (ADR 18)."""
+
+        def register(fn: BatchHandler) -> BatchHandler:
+            self._batch_handlers[kind] = fn
+            self._batched.add(kind)
+            return fn
+
+        return register
+
     def get(self, kind: str) -> Handler | None:
         return self._handlers.get(kind)
+
+    def get_batch(self, kind: str) -> BatchHandler | None:
+        return self._batch_handlers.get(kind)
 
     def batched(self, kind: str) -> bool:
         return kind in self._batched

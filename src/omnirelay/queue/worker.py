@@ -233,25 +233,42 @@ class Worker:
         rolls back only its own writes and is retried (or dead-lettered) as it would be
         alone; the finished ones are deleted together with what they wrote."""
         failures: list[tuple[Job, str, datetime | None]] = []
+        by_id = {j.id: j for j in jobs}
         try:
             with self.db.transaction() as session:
-                done: list[int] = []
-                for job in jobs:
+                failed: set[int] = set()
+
+                def one(ctx: JobContext) -> None:
+                    job = by_id[ctx.id]
                     handler = self.registry.get(job.kind)
                     assert handler is not None
                     try:
                         with session.begin_nested():
-                            handler(session, _context(job))
-                        done.append(job.id)
+                            handler(session, ctx)
                     except Retry as exc:
                         delay = exc.delay if exc.delay is not None else self._backoff(job.attempts)
                         failures.append((job, exc.reason or "retry requested", self._at(delay)))
+                        failed.add(job.id)
                     except PermanentFailure as exc:
                         failures.append((job, f"permanent failure: {exc}", None))
+                        failed.add(job.id)
                     except Exception as exc:
                         log.warning("job %s (%s) failed: %s", job.id, job.kind, exc, exc_info=True)
                         again = self._at(self._backoff(job.attempts))
                         failures.append((job, f"{type(exc).__name__}: {exc}", again))
+                        failed.add(job.id)
+
+                kinds: dict[str, list[JobContext]] = {}
+                for job in jobs:
+                    kinds.setdefault(job.kind, []).append(_context(job))
+                for kind, contexts in kinds.items():
+                    batch = self.registry.get_batch(kind)
+                    if batch is not None:
+                        batch(session, contexts, one)
+                    else:
+                        for ctx in contexts:
+                            one(ctx)
+                done = [j.id for j in jobs if j.id not in failed]
                 lost = len(done) - repo.complete_many(session, done, self.id)
                 if lost:
                     raise _LeaseLost

@@ -17,7 +17,7 @@ from omnirelay.channels.smpp.encoding import decode_text, parts
 from omnirelay.channels.smpp.session import Inbound, SmppSession, Submission
 from omnirelay.connections.models import ConnectionStatus
 from omnirelay.db import Database, utcnow
-from omnirelay.messaging import pipeline, sessions
+from omnirelay.messaging import pipeline, sessions, statuses
 from omnirelay.messaging import repository as messages
 from omnirelay.messaging.models import ProviderPart
 from omnirelay.smpp import repository as repo
@@ -215,8 +215,11 @@ class ConnectionRunner:
             for sub, status, reason in refused:
                 final, code = REFUSALS.get(status, ("rejected", 1000))
                 sessions.mark_failed(session, sub.key, final, code, f"SMSC: {reason}")
-            for inbound, _ in received:
-                self._apply(session, inbound)
+            known = [p for p in (self._apply(session, i) for i, _ in received) if p is not None]
+            # Receipts of recorded attempts, set-based (messaging/statuses.py).
+            statuses.apply_many(
+                session, known, lambda _, p: pipeline.apply_event(session, p, tries=1)
+            )
         # Committed: now the in-memory state may follow, and the receipts be acknowledged.
         for key, ids in got.items():
             if key in self._pending:
@@ -228,7 +231,9 @@ class ConnectionRunner:
         for _, ack in received:
             ack()  # only now, after the commit: a report is never lost
 
-    def _apply(self, session: object, inbound: Inbound) -> None:
+    def _apply(self, session: object, inbound: Inbound) -> dict[str, Any] | None:
+        """An inbound PDU: a receipt of a recorded attempt comes back as the event to apply
+        with the batch; the rest is handled here."""
         from sqlalchemy.orm import Session
 
         assert isinstance(session, Session)
@@ -236,7 +241,7 @@ class ConnectionRunner:
         if receipts.is_receipt(inbound.esm_class) or inbound.receipted_message_id:
             receipt = receipts.parse(text, inbound.receipted_message_id, inbound.message_state)
             if receipt is None or receipt.status is None:
-                return
+                return None
             provider_id, known = receipt.message_id, False
             for candidate in receipts.candidates(receipt.message_id):
                 found = messages.attempt_by_provider_id(session, self.connection_id, candidate)
@@ -253,18 +258,13 @@ class ConnectionRunner:
                 error=f"SMSC: stat {receipt.stat} err {receipt.error}" if failed else None,
             )
             if known:
-                # Its attempt is recorded: apply it here, in this batch's transaction.
-                pipeline.apply_event(
-                    session,
-                    pipeline.event_payload(self.connection_id, provider_id, event),
-                    tries=1,
-                )
-            else:
-                # Before its submit_sm_resp was recorded: a job that waits for it.
-                pipeline.enqueue_event(
-                    session, self.organization_id, self.connection_id, provider_id, event
-                )
-            return
+                # Its attempt is recorded: applied with the batch, in its transaction.
+                return pipeline.event_payload(self.connection_id, provider_id, event)
+            # Before its submit_sm_resp was recorded: a job that waits for it.
+            pipeline.enqueue_event(
+                session, self.organization_id, self.connection_id, provider_id, event
+            )
+            return None
         sessions.enqueue_inbound(
             session,
             self.organization_id,
@@ -273,6 +273,7 @@ class ConnectionRunner:
             inbound.destination,
             text,
         )
+        return None
 
     def _write_status(self, *, force: bool = False, state: str | None = None) -> None:
         now = time.monotonic()
