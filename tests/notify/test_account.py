@@ -165,7 +165,12 @@ def test_senders_of_all_channels(v3: Callable[..., Any]) -> None:
     assert r.status_code == 200, r.text
     assert r.json() == {
         "result": "success",
-        "senders": {"sms": ["SANDBOX"], "viber": ["SANDBOX"], "vk": ["1"], "telegram": []},
+        "senders": {
+            "sms": ["SANDBOX"],
+            "viber": ["SANDBOX"],
+            "vk": ["1"],
+            "telegram": ["SANDBOX"],
+        },
     }
 
 
