@@ -329,9 +329,10 @@ def test_change_errors_change_nothing(
 
 def test_change_missing_id_or_options(v3: Callable[..., Any]) -> None:
     template_id = _create(v3, "hi", [])
-    assert _error(v3("template/change", {"options": {"name": "x"}}), 400, 1053, MISSING)[
-        "field"
-    ] == "id"
+    assert (
+        _error(v3("template/change", {"options": {"name": "x"}}), 400, 1053, MISSING)["field"]
+        == "id"
+    )
     assert _error(v3("template/change", {"id": template_id}), 400, 1053, MISSING)["field"] == (
         "options"
     )
@@ -525,7 +526,9 @@ def test_deleted_rejected_or_foreign_templates_unlock_nothing(
 
     other = make_org("Other", "admin@other.test")
     r = client.post(
-        "/v3/template/create", headers=other.token, json={"name": "X", "text": "Hello #X#", "channels": ["sms"]}
+        "/v3/template/create",
+        headers=other.token,
+        json={"name": "X", "text": "Hello #X#", "channels": ["sms"]},
     )
     _approve(client, other, r.json()["id"])
     _refused(_sms(v3, "Hello there"))

@@ -91,9 +91,7 @@ def _post(path: str, body: str, *headers: str) -> bytes:
     return "\r\n".join(lines).encode()
 
 
-def test_every_surface_sends_canonical_names(
-    server: int, make_org: Callable[..., Org]
-) -> None:
+def test_every_surface_sends_canonical_names(server: int, make_org: Callable[..., Org]) -> None:
     org = make_org()
     token = f"Authorization: Token {org.api_token}"
     key = f"Ocp-Apim-Subscription-Key: {org.subscription_keys['primary']}"
@@ -115,9 +113,11 @@ def test_every_surface_sends_canonical_names(
         code, names = _head(_raw(server, request))
         assert code == status, (request, code)
         for name in names:
-            assert name == b"-".join(
-                w[:1].upper() + w[1:] for w in name.split(b"-")
-            ) or name in (b"WWW-Authenticate", b"X-RateLimit-Limit", b"X-RateLimit-Remaining"), (
+            assert name == b"-".join(w[:1].upper() + w[1:] for w in name.split(b"-")) or name in (
+                b"WWW-Authenticate",
+                b"X-RateLimit-Limit",
+                b"X-RateLimit-Remaining",
+            ), (
                 request,
                 name,
             )
