@@ -86,3 +86,16 @@ def test_message_ids_are_never_reused(
     assert second["requestid"] > first["requestid"]
     with db.read() as session:
         assert session.scalars(select(GatewayMessage.id)).all() == [int(second_id)]
+
+
+def test_a_target_on_the_phone_block_list_is_refused(
+    client: TestClient, gw: Callable[..., Any], connected: DeviceRef, account: Account, db: Database
+) -> None:
+    r = client.post(
+        "/api/blocklist/phones", headers=account.org.headers(), json={"phones": ["6281234567890"]}
+    )
+    assert r.status_code == 200, r.text
+    body = gw("/send", connected.token, data={"target": "081234567890", "message": "Hi"})
+    assert body == {"reason": "input invalid", "status": False}
+    with db.read() as session:
+        assert session.scalars(select(GatewayMessage.id)).all() == []
