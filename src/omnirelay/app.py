@@ -17,6 +17,7 @@ from omnirelay.runtime import Runtime
 from omnirelay.surfaces.admin.app import create_admin_app
 from omnirelay.surfaces.callback.app import create_callback_app
 from omnirelay.surfaces.gateway.app import create_gateway_app
+from omnirelay.surfaces.headers import CanonicalHeaders
 from omnirelay.surfaces.mount import SurfaceMount
 from omnirelay.surfaces.notify.app import create_notify_app
 from omnirelay.surfaces.notify.hot import HotSends
@@ -28,11 +29,15 @@ log = logging.getLogger(__name__)
 class RootApp(FastAPI):
     """The root app. The busiest requests (single /v3 sends) are answered before
     FastAPI's own middleware and routing, which cost more than the work itself
-    (surfaces/notify/hot.py); everything else goes through FastAPI as usual."""
+    (surfaces/notify/hot.py); everything else goes through FastAPI as usual. Every
+    answer, the hot path's too, leaves through :class:`CanonicalHeaders` (ADR 24)."""
 
     hot: HotSends | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await CanonicalHeaders.wrap(scope, receive, send, self._inner)
+
+    async def _inner(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.hot is not None:
             await self.hot(scope, receive, send)
         else:

@@ -58,6 +58,11 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
+        # h11 writes header names as the app gives them (canonical: surfaces/headers.py);
+        # httptools lower-cases them. The middleware sends Date itself (ADR 24).
+        http="h11",
+        server_header=False,
+        date_header=False,
     )
 
 

@@ -1,6 +1,7 @@
 """Every table of omnirelay, imported so that ``Base.metadata`` is complete."""
 
 from omnirelay.billing import models as billing_models
+from omnirelay.blocklist import models as blocklist_models
 from omnirelay.callbacks import models as callback_models
 from omnirelay.connections import models as connection_models
 from omnirelay.gateway import models as gateway_models
@@ -15,6 +16,7 @@ from omnirelay.webhooks import models as webhook_models
 
 __all__ = [
     "billing_models",
+    "blocklist_models",
     "callback_models",
     "connection_models",
     "gateway_models",

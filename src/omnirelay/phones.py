@@ -181,16 +181,40 @@ def phone_info(
     elif now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     zone = phone_timezone(phone)
-    return {
+    country = geocoder.country_name_for_number(phone.number, _LANG)
+    info: dict[str, object] = {
         "phone_source": source,
         "phone_number": _display_format(phone.number),
         "status": "ok",
-        "country": geocoder.country_name_for_number(phone.number, _LANG),
+        "country": country,
         "operator": carrier.name_for_number(phone.number, _LANG),
         "region_id": phone.region or "",
         "region_name": geocoder.description_for_number(phone.number, _LANG),
         "region_timezone": _hours_from_moscow(zone, now),
-        "timezone": zone.key,
+        "timezone": zone.key,  # the zone daylight delivery uses for this number
+    }
+    if phone.region == "RU":
+        info.update(_russian_region(phone, country, now))
+    return info
+
+
+def _russian_region(phone: Phone, country: str, now: datetime) -> dict[str, object]:
+    """Seed 001's region fields of a Russian number, from phonenumbers' data only.
+
+    The geocoder knows the region of geographic (ABC) ranges, not of mobile (DEF) ones;
+    then the region is unknown (""), not the country again. ``region_id`` is the
+    numbering plan's area code of a geographic number ("383": Novosibirsk).
+    ``region_timezone`` is the offset from Moscow where the data puts the number in one
+    zone; a mobile range spans the country's eleven zones: null."""
+    name = geocoder.description_for_number(phone.number, _LANG)
+    national = phonenumbers.national_significant_number(phone.number)
+    area = phonenumbers.length_of_geographical_area_code(phone.number)
+    zones = [z for z in phone_tz.time_zones_for_number(phone.number) if z != _UNKNOWN_ZONE]
+    zone = _load_zone(zones[0]) if len(zones) == 1 else None
+    return {
+        "region_name": "" if name == country else name,
+        "region_id": national[:area] if area and name != country else "",
+        "region_timezone": _hours_from_moscow(zone, now) if zone is not None else None,
     }
 
 

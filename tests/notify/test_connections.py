@@ -18,7 +18,7 @@ from omnirelay.messaging.models import Message
 from tests.conftest import Org
 from tests.notify.conftest import DELIVERED
 
-SANDBOX_SENDERS = {"sms": ["SANDBOX"], "viber": ["SANDBOX"], "vk": ["1"], "telegram": []}
+SANDBOX_SENDERS = {"sms": ["SANDBOX"], "viber": ["SANDBOX"], "vk": ["1"], "telegram": ["SANDBOX"]}
 FIELDS = {
     "id",
     "session",

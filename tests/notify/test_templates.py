@@ -19,6 +19,9 @@ from tests.notify.conftest import DELIVERED
 
 NO_TEMPLATE = "The text is not matched existing templates"
 WRONG_TYPE = "Wrong value for this field type"
+VERIFY = "There was an error verifying fields values"
+URL = ": group_url must be an http(s) URL"
+MISSING = "Missed value that is obligatory"
 SHOWN = {
     "id",
     "name",
@@ -27,6 +30,7 @@ SHOWN = {
     "viber",
     "vk",
     "telegram",
+    "channel",
     "group_url",
     "status",
     "comment",
@@ -41,6 +45,7 @@ TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
 def _create(v3: Callable[..., Any], text: str, channels: list[str], **extra: Any) -> str:
+    extra.setdefault("name", "Template")
     r = v3("template/create", {"text": text, "channels": channels, **extra})
     assert r.status_code == 200, r.text
     return str(r.json()["id"])
@@ -51,7 +56,7 @@ def _show(v3: Callable[..., Any]) -> list[dict[str, Any]]:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["result"] == "success"
-    templates: list[dict[str, Any]] = body["data"]["templates"]
+    templates: list[dict[str, Any]] = body["data"]
     return templates
 
 
@@ -135,28 +140,36 @@ def test_create_answers_id_and_name(v3: Callable[..., Any]) -> None:
     assert str(uuid.UUID(body["id"])) == body["id"]
 
 
-def test_create_without_name_takes_the_text(v3: Callable[..., Any]) -> None:
+def test_create_without_name_is_1042(v3: Callable[..., Any]) -> None:
     r = v3("template/create", {"text": "Hello #NAME#"})
-    assert r.status_code == 200, r.text
-    assert r.json()["name"] == "Hello #NAME#"
-    shown = _one(v3, r.json()["id"])
-    assert [shown[c] for c in ("sms", "viber", "vk", "telegram")] == [False] * 4
+    assert r.status_code == 400, r.text
+    assert r.json() == {
+        "result": "error",
+        "desc": "Missed title for the template",
+        "code": 1042,
+        "field": "name",
+    }
+    assert _show(v3) == []
 
 
 @pytest.mark.parametrize(
     ("body", "number", "desc", "field"),
     [
-        ({"name": "x"}, 1043, "Missed template text", None),
+        ({"name": "x"}, 1043, "Missed template text", "text"),
+        ({"text": "hi"}, 1042, "Missed title for the template", "name"),
+        ({"text": "hi", "name": "n" * 201}, 1052, VERIFY + ": name is longer than 200", "name"),
+        ({"text": "hi", "name": "n", "group_url": "vk.com"}, 1052, VERIFY + URL, "group_url"),
+        ({"text": "hi", "name": "n", "group_url": 5}, 1056, WRONG_TYPE, "group_url"),
         ({"name": "x", "text": ""}, 1043, "Missed template text", None),
         ({"name": "x", "text": "   "}, 1043, "Missed template text", None),
         ({"name": "", "text": "hi"}, 1042, "Missed title for the template", None),
         ({"name": "  ", "text": "hi"}, 1042, "Missed title for the template", None),
-        ({"text": "hi", "channels": "sms"}, 1056, WRONG_TYPE, "channels"),
-        ({"text": "hi", "channels": {"sms": 1}}, 1056, WRONG_TYPE, "channels"),
-        ({"text": "hi", "channels": [1]}, 1056, WRONG_TYPE, "channels"),
-        ({"text": "hi", "channels": ""}, 1056, WRONG_TYPE, "channels"),
+        ({"text": "hi", "name": "n", "channels": "sms"}, 1056, WRONG_TYPE, "channels"),
+        ({"text": "hi", "name": "n", "channels": {"sms": 1}}, 1056, WRONG_TYPE, "channels"),
+        ({"text": "hi", "name": "n", "channels": [1]}, 1056, WRONG_TYPE, "channels"),
+        ({"text": "hi", "name": "n", "channels": ""}, 1056, WRONG_TYPE, "channels"),
         ({"text": "hi", "name": 5}, 1056, WRONG_TYPE, "name"),
-        ({"text": ["hi"]}, 1056, WRONG_TYPE, "text"),
+        ({"text": ["hi"], "name": "n"}, 1056, WRONG_TYPE, "text"),
     ],
 )
 def test_create_errors(
@@ -169,10 +182,10 @@ def test_create_errors(
 
 
 def test_create_unknown_channel(v3: Callable[..., Any]) -> None:
-    r = v3("template/create", {"text": "hi", "channels": ["sms", "fax"]})
+    r = v3("template/create", {"name": "n", "text": "hi", "channels": ["sms", "fax"]})
     assert r.status_code == 400, r.text
     body = r.json()
-    assert body["result"] == "error" and body["code"] == 1021 and body["field"] == "channels"
+    assert body["result"] == "error" and body["code"] == 1052 and body["field"] == "channels"
     assert "fax" in body["desc"]
     assert _show(v3) == []
 
@@ -222,7 +235,7 @@ def test_show_lists_every_field(client: TestClient, org: Org, v3: Callable[..., 
     # GET answers the same as POST.
     r = client.get("/v3/template/show", headers=org.token)
     assert r.status_code == 200, r.text
-    assert r.json() == {"result": "success", "data": {"templates": [first, second]}}
+    assert r.json() == {"result": "success", "data": [first, second]}
 
 
 def test_show_lists_only_own_templates(
@@ -230,12 +243,14 @@ def test_show_lists_only_own_templates(
 ) -> None:
     other = make_org("Other", "admin@other.test")
     r = client.post(
-        "/v3/template/create", headers=other.token, json={"text": "Theirs", "channels": []}
+        "/v3/template/create",
+        headers=other.token,
+        json={"name": "T", "text": "Theirs", "channels": []},
     )
     assert r.status_code == 200, r.text
     mine = _create(v3, "Mine", [])
     assert [t["id"] for t in _show(v3)] == [mine]
-    theirs = client.get("/v3/template/show", headers=other.token).json()["data"]["templates"]
+    theirs = client.get("/v3/template/show", headers=other.token).json()["data"]
     assert [t["text"] for t in theirs] == ["Theirs"]
 
 
@@ -294,8 +309,13 @@ def test_changing_the_text_resets_the_status(
         ({"text": " "}, 1043, "Missed template text"),
         ({"channels": "sms"}, 1056, WRONG_TYPE),
         ({"comment": 5}, 1056, WRONG_TYPE),
-        ({"colour": "red"}, 1021, "Invalid argument: colour"),
-        ({"name": "Renamed", "colour": "red"}, 1021, "Invalid argument: colour"),
+        ({"colour": "red"}, 1052, VERIFY + ": unknown option 'colour'"),
+        ({"name": "Renamed", "colour": "red"}, 1052, VERIFY + ": unknown option 'colour'"),
+        ({}, 1053, MISSING),
+        ({"name": 5}, 1056, WRONG_TYPE),
+        ({"channels": [5]}, 1056, WRONG_TYPE),
+        ({"channels": ["fax"]}, 1052, VERIFY + ": unknown channel 'fax'"),
+        ({"group_url": "ftp://x"}, 1052, VERIFY + URL),
     ],
 )
 def test_change_errors_change_nothing(
@@ -309,10 +329,17 @@ def test_change_errors_change_nothing(
 
 def test_change_missing_id_or_options(v3: Callable[..., Any]) -> None:
     template_id = _create(v3, "hi", [])
-    _error(v3("template/change", {"options": {"name": "x"}}), 400, None, 'No field "id"')
-    _error(v3("template/change", {"id": template_id}), 400, None, 'No field "options"')
+    assert (
+        _error(v3("template/change", {"options": {"name": "x"}}), 400, 1053, MISSING)["field"]
+        == "id"
+    )
+    assert _error(v3("template/change", {"id": template_id}), 400, 1053, MISSING)["field"] == (
+        "options"
+    )
     r = v3("template/change", {"id": template_id, "options": ["name"]})
-    _error(r, 400, 1056, WRONG_TYPE)
+    assert _error(r, 400, 1056, WRONG_TYPE)["field"] == "options"
+    r = v3("template/change", {"id": 5, "options": {"name": "x"}})
+    assert _error(r, 400, 1056, WRONG_TYPE)["field"] == "id"
 
 
 def test_change_unknown_or_foreign_template(
@@ -322,11 +349,13 @@ def test_change_unknown_or_foreign_template(
     _error(r, 404, 1050, "Template does not exist")
 
     other = make_org("Other", "admin@other.test")
-    r = client.post("/v3/template/create", headers=other.token, json={"text": "Theirs"})
+    r = client.post(
+        "/v3/template/create", headers=other.token, json={"name": "Theirs", "text": "Theirs"}
+    )
     theirs = r.json()["id"]
     r = v3("template/change", {"id": theirs, "options": {"name": "Stolen"}})
     _error(r, 404, 1050, "Template does not exist")
-    shown = client.get("/v3/template/show", headers=other.token).json()["data"]["templates"]
+    shown = client.get("/v3/template/show", headers=other.token).json()["data"]
     assert [t["name"] for t in shown] == ["Theirs"]
 
 
@@ -339,16 +368,19 @@ def test_delete(client: TestClient, v3: Callable[..., Any], make_org: Callable[.
     r = v3("template/delete", {"id": gone})
     assert r.status_code == 200 and r.json() == {"result": "success"}
     assert [t["id"] for t in _show(v3)] == [keep]
-    _error(v3("template/delete", {"id": gone}), 404, 1050, "Template does not exist")
+    no_access = "You don't have access to the template"
+    _error(v3("template/delete", {"id": gone}), 403, 1051, no_access)
     r = v3("template/change", {"id": gone, "options": {"name": "back"}})
-    _error(r, 404, 1050, "Template does not exist")
-    _error(v3("template/delete", {}), 400, None, 'No field "id"')
+    _error(r, 403, 1051, no_access)
+    _error(v3("template/delete", {}), 400, 1053, MISSING)
     _error(v3("template/delete", {"id": 5}), 400, 1056, WRONG_TYPE)
 
     other = make_org("Other", "admin@other.test")
-    theirs = client.post("/v3/template/create", headers=other.token, json={"text": "T"}).json()
+    theirs = client.post(
+        "/v3/template/create", headers=other.token, json={"name": "T", "text": "T"}
+    ).json()
     _error(v3("template/delete", {"id": theirs["id"]}), 404, 1050, "Template does not exist")
-    shown = client.get("/v3/template/show", headers=other.token).json()["data"]["templates"]
+    shown = client.get("/v3/template/show", headers=other.token).json()["data"]
     assert [t["id"] for t in shown] == [theirs["id"]]
 
 
@@ -387,7 +419,9 @@ def test_moderation_of_unknown_foreign_or_by_member(
     assert r.status_code == 404 and r.json()["statusCode"] == 404
 
     other = make_org("Other", "admin@other.test")
-    theirs = client.post("/v3/template/create", headers=other.token, json={"text": "T"}).json()
+    theirs = client.post(
+        "/v3/template/create", headers=other.token, json={"name": "T", "text": "T"}
+    ).json()
     r = _moderate(client, org, theirs["id"])
     assert r.status_code == 404 and r.json()["statusCode"] == 404
 
@@ -492,7 +526,9 @@ def test_deleted_rejected_or_foreign_templates_unlock_nothing(
 
     other = make_org("Other", "admin@other.test")
     r = client.post(
-        "/v3/template/create", headers=other.token, json={"text": "Hello #X#", "channels": ["sms"]}
+        "/v3/template/create",
+        headers=other.token,
+        json={"name": "X", "text": "Hello #X#", "channels": ["sms"]},
     )
     _approve(client, other, r.json()["id"])
     _refused(_sms(v3, "Hello there"))

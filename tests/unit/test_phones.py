@@ -97,18 +97,38 @@ def test_info_russian_mobile() -> None:
         "phone_number": "+7 (993) 981-91-73",
         "status": "ok",
         "country": "Russia",
-        # No carrier data for this range; phonenumbers also has no city for +7 9xx.
+        # No carrier data for this range; phonenumbers has no region for mobile (DEF)
+        # ranges, which span every zone: unknown, not the country again.
         "operator": "",
-        "region_id": "RU",
-        "region_name": "Russia",
-        "region_timezone": 0,
-        "timezone": "Europe/Moscow",
+        "region_id": "",
+        "region_name": "",
+        "region_timezone": None,
+        "timezone": "Europe/Moscow",  # what daylight delivery assumes
     }
+
+
+@pytest.mark.parametrize(
+    ("raw", "region_id", "region_name", "hours", "zone"),
+    [
+        ("+7 495 123-45-67", "495", "Moscow", 0, "Europe/Moscow"),
+        ("+7 383 212-34-56", "383", "Novosibirsk", 4, "Asia/Novosibirsk"),
+        ("+7 423 212-34-56", "423", "Primorie territory", 7, "Asia/Vladivostok"),
+        ("+7 345 212-34-56", "345", "Tyumen", 2, "Asia/Yekaterinburg"),
+    ],
+)
+def test_info_russian_landline_region(
+    raw: str, region_id: str, region_name: str, hours: int, zone: str
+) -> None:
+    info = phone_info(raw, now=WINTER)
+    assert info["country"] == "Russia"
+    assert (info["region_id"], info["region_name"]) == (region_id, region_name)
+    assert info["region_timezone"] == hours and info["timezone"] == zone
 
 
 def test_info_russian_mobile_with_known_operator() -> None:
     info = phone_info("+7 903 123-45-67", now=WINTER)
     assert info["operator"] == "Beeline"
+    assert phone_info("+7 924 123-45-67", now=WINTER)["operator"] == "MegaFon"
     assert info["phone_number"] == "+7 (903) 123-45-67"
 
 

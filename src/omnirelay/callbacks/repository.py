@@ -110,8 +110,11 @@ def list_calls(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 500,
+    sms_opt_in: bool | None = None,
 ) -> Sequence[Call]:
     query = select(Call).where(Call.organization_id == organization_id)
+    if sms_opt_in is not None:
+        query = query.where(Call.sms_opt_in.is_(sms_opt_in))
     if statuses:
         query = query.where(Call.status.in_(statuses))
     if since:

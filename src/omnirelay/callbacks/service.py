@@ -367,6 +367,21 @@ def call(session: Session, organization_id: str, sid: str) -> Call:
     return row
 
 
+def optin_sid(call: Call) -> str:
+    """An SMS opt-in is recorded with its call-back: ``SO`` + the call-back's hex."""
+    return "SO" + call.sid[2:]
+
+
+def optin(session: Session, organization_id: str, sid: str) -> Call:
+    """The call-back that recorded the SMS opt-in ``sid``."""
+    row = None
+    if sid.startswith("SO") and len(sid) == 34:
+        row = repo.get(session, Call, organization_id, "CA" + sid[2:])
+    if row is None or not row.sms_opt_in:
+        raise CallbackError(f"SMS opt-in {sid} not found.", "sid")
+    return row
+
+
 def cancel(session: Session, organization_id: str, sid: str) -> Call:
     row = call(session, organization_id, sid)
     locked = repo.lock_call(session, row.sid)

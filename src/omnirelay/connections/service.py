@@ -18,7 +18,12 @@ from omnirelay.connections.models import (
 from omnirelay.db import utcnow
 from omnirelay.errors import InvalidInput, NotFound
 
-SANDBOX_SENDERS = {"sms": ["SANDBOX"], "viber": ["SANDBOX"], "vk": ["1"], "telegram": []}
+SANDBOX_SENDERS = {
+    "sms": ["SANDBOX"],
+    "viber": ["SANDBOX"],
+    "vk": ["1"],
+    "telegram": ["SANDBOX"],  # the bot: offered by /v3/senders, usable as `sender`
+}
 
 
 def _check(channel: str, provider: str, settings: dict[str, Any]) -> dict[str, Any]:

@@ -75,6 +75,10 @@ class GatewayMessage(Base):
     in, and the pipeline message that carries it."""
 
     __tablename__ = "gateway_messages"
+    # Ids are answered to clients, who keep them: on SQLite an INTEGER key without
+    # AUTOINCREMENT hands a deleted row's id to the next row (PostgreSQL's sequence never
+    # goes back).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     organization_id: Mapped[str] = mapped_column(

@@ -47,6 +47,9 @@ class SendItem:
     text: str | None
     at: datetime  # when to send
     extra: dict[str, Any] = field(default_factory=dict)
+    # A `schedule` (or `followup`) put it later; a `delay` only spaces targets out, and
+    # such a send answers "in queue" like any unscheduled one.
+    scheduled: bool = False
 
 
 @dataclass
@@ -267,7 +270,14 @@ def _one(
             offset += delay()  # the delay is between targets
         group = {"group": True} if found[1].endswith("@g.us") else {}
         items.append(
-            SendItem(found[0], found[1], text, at + timedelta(seconds=offset), {**extra, **group})
+            SendItem(
+                found[0],
+                found[1],
+                text,
+                at + timedelta(seconds=offset),
+                {**extra, **group},
+                scheduled=at > now,
+            )
         )
     if not items:
         raise SendInvalid("target invalid")

@@ -553,7 +553,7 @@ def send(session: Session, device: Device, request: SendRequest, now: datetime) 
         ids=[str(r.id) for r in rows],
         targets=[i.display for i in items],
         request_id=request_id,
-        scheduled=any(i.at > now for i in items),
+        scheduled=any(i.scheduled for i in items),
     )
 
 

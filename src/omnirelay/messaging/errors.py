@@ -29,6 +29,14 @@ def bad_phone(field: str = "phone") -> SendError:
     return SendError(1010, "Tel.number error", field=field)
 
 
+def blocked_phone(field: str = "phone") -> SendError:
+    return SendError(1019, "Tel.number is in the black list", field=field)
+
+
+def blocked_ip() -> SendError:
+    return SendError(1013, "IP error (request from blacklisted IP)", status=403)
+
+
 def bad_sender(field: str = "sender") -> SendError:
     return SendError(1011, "Sender ID error", field=field)
 

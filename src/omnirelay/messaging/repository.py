@@ -517,3 +517,33 @@ def set_attempt_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> No
 def set_message_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         session.connection().execute(_SET_MESSAGE_STATUS, list(rows))
+
+
+# --- status by id (POST /v3/message/status) ---------------------------------------------
+
+
+def messages_for(
+    session: Session, organization_id: str, *, ids: Sequence[str], custom_ids: Sequence[str]
+) -> list[Message]:
+    """The organization's messages among ``ids`` and ``custom_ids`` (others' are absent)."""
+    rows: list[Message] = []
+    for column, wanted in ((Message.id, ids), (Message.custom_id, custom_ids)):
+        if wanted:
+            rows.extend(
+                session.scalars(
+                    select(Message).where(
+                        Message.organization_id == organization_id, column.in_(list(wanted))
+                    )
+                )
+            )
+    return rows
+
+
+def attempts_of(session: Session, message_ids: Sequence[str]) -> Sequence[MessageAttempt]:
+    if not message_ids:
+        return []
+    return session.scalars(
+        select(MessageAttempt)
+        .where(MessageAttempt.message_id.in_(list(message_ids)))
+        .order_by(MessageAttempt.id)
+    ).all()

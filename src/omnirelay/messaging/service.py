@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from omnirelay import wakeup
 from omnirelay.billing import service as billing
+from omnirelay.blocklist import service as blocklist
 from omnirelay.errors import InvalidInput, NotFound
 from omnirelay.messaging import errors as e
 from omnirelay.messaging import repository as repo
@@ -291,7 +292,14 @@ def _accept_org(
     out: list[Outcome],
 ) -> list[dict[str, Any]]:
     resolved: list[tuple[int, Resolved]] = []
+    # The block list (1019): one query for every number of the batch, not one per message.
+    blocked = blocklist.blocked_phones(
+        session, view.organization_id, {s.phone for _, d in drafts for s in d.steps}
+    )
     for i, draft in drafts:
+        if blocked and any(s.phone in blocked for s in draft.steps):
+            out[i].error = e.blocked_phone()
+            continue
         try:
             resolved.append((i, resolve(view, draft)))
         except e.SendError as exc:

@@ -23,6 +23,12 @@ def get(session: Session, organization_id: str, template_id: str) -> Template | 
     return row
 
 
+def get_any_status(session: Session, organization_id: str, template_id: str) -> Template | None:
+    """The organization's template, deleted ones too."""
+    row = session.get(Template, template_id)
+    return row if row is not None and row.organization_id == organization_id else None
+
+
 def list_for(session: Session, organization_id: str) -> Sequence[Template]:
     return session.scalars(
         select(Template)

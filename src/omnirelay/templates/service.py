@@ -25,10 +25,26 @@ PLACEHOLDER = re.compile(r"#([A-Za-z0-9_]+)#|\{([A-Za-z0-9_]+)\}")
 class TemplateError(DomainError):
     """Errors with the seed's numeric code."""
 
-    def __init__(self, number: int, desc: str, *, status: int = 400) -> None:
-        super().__init__(str(number), desc)
+    def __init__(
+        self, number: int, desc: str, *, status: int = 400, field: str | None = None
+    ) -> None:
+        super().__init__(str(number), desc, field=field)
         self.number = number
         self.status = status
+
+
+MAX_NAME = 200  # the column's length
+# The seed's codes for template fields (docs/api/notifications.md, "Templates").
+NO_TITLE = (1042, "Missed title for the template")
+NO_TEXT = (1043, "Missed template text")
+NO_ACCESS = (1051, "You don't have access to the template")
+BAD_VALUE = (1052, "There was an error verifying fields values")
+MISSING = (1053, "Missed value that is obligatory")
+WRONG_TYPE = (1056, "Wrong value for this field type")
+
+
+def error(which: tuple[int, str], field: str | None = None, status: int = 400) -> TemplateError:
+    return TemplateError(which[0], which[1], field=field, status=status)
 
 
 def fields(text: str) -> list[str]:
@@ -62,8 +78,34 @@ def _channels(channels: Sequence[str] | None) -> list[str]:
     out = list(dict.fromkeys(channels or []))
     for c in out:
         if c not in CHANNELS:
-            raise InvalidInput("1021", f"Unknown channel {c!r}", field="channels")
+            raise TemplateError(
+                BAD_VALUE[0], f"{BAD_VALUE[1]}: unknown channel {c!r}", field="channels"
+            )
     return out
+
+
+def _name(value: object) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise error(NO_TITLE, "name")
+    if not isinstance(value, str):
+        raise error(WRONG_TYPE, "name")
+    if len(value.strip()) > MAX_NAME:
+        raise TemplateError(
+            BAD_VALUE[0], f"{BAD_VALUE[1]}: name is longer than {MAX_NAME}", field="name"
+        )
+    return value.strip()
+
+
+def _group_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise error(WRONG_TYPE, "group_url")
+    if value and not value.lower().startswith(("http://", "https://")):
+        raise TemplateError(
+            BAD_VALUE[0], f"{BAD_VALUE[1]}: group_url must be an http(s) URL", field="group_url"
+        )
+    return value
 
 
 def create(
@@ -76,19 +118,18 @@ def create(
     group_url: str | None,
     comment: str | None,
 ) -> Template:
+    title = _name(name)
     if not text or not text.strip():
-        raise TemplateError(1043, "Missed template text")
-    if name is not None and not name.strip():
-        raise TemplateError(1042, "Missed title for the template")
+        raise error(NO_TEXT, "text")
     return repo.add(
         session,
         Template(
             id=str(uuid.uuid4()),
             organization_id=organization_id,
-            name=(name or text[:50]).strip(),
+            name=title,
             text=text,
             channels=_channels(channels),
-            group_url=group_url,
+            group_url=_group_url(group_url),
             comment=comment,
             status="new",
         ),
@@ -102,46 +143,64 @@ def get(session: Session, organization_id: str, template_id: str) -> Template:
     return row
 
 
+def _changeable(session: Session, organization_id: str, template_id: str) -> Template:
+    """The organization's template to change or delete. One it deleted is 1051 (it is its
+    own, but no longer open to it); another organization's is unknown (1050)."""
+    row = repo.get_any_status(session, organization_id, template_id)
+    if row is None:
+        raise TemplateError(1050, "Template does not exist", status=404, field="id")
+    if row.status == "deleted":
+        raise error(NO_ACCESS, "id", status=403)
+    return row
+
+
 def change(
     session: Session, organization_id: str, template_id: str, options: dict[str, Any]
 ) -> dict[str, Any]:
-    row = get(session, organization_id, template_id)
+    unknown = set(options) - {"name", "text", "channels", "group_url", "comment"}
+    if unknown:
+        first = sorted(unknown)[0]
+        raise TemplateError(
+            BAD_VALUE[0], f"{BAD_VALUE[1]}: unknown option {first!r}", field=f"options.{first}"
+        )
+    if not options:
+        raise error(MISSING, "options")
+    row = _changeable(session, organization_id, template_id)
     changed: dict[str, Any] = {}
     if "name" in options:
-        if not isinstance(options["name"], str) or not options["name"].strip():
-            raise TemplateError(1042, "Missed title for the template")
-        row.name = changed["name"] = options["name"].strip()
+        row.name = changed["name"] = _name(options["name"])
     if "text" in options:
-        if not isinstance(options["text"], str) or not options["text"].strip():
-            raise TemplateError(1043, "Missed template text")
+        if options["text"] is not None and not isinstance(options["text"], str):
+            raise error(WRONG_TYPE, "text")
+        if not options["text"] or not options["text"].strip():
+            raise error(NO_TEXT, "text")
         if options["text"] != row.text:
             # A changed text has to pass moderation again.
             row.text = changed["text"] = options["text"]
             row.status = changed["status"] = "new"
     if "channels" in options:
-        if not isinstance(options["channels"], list):
-            raise TemplateError(1056, "Wrong value for this field type")
+        if not isinstance(options["channels"], list) or not all(
+            isinstance(c, str) for c in options["channels"]
+        ):
+            raise error(WRONG_TYPE, "channels")
         channels = _channels(options["channels"])
         if set(channels) - set(row.channels or []) and row.status != "new":
             # Approval is per channel: a channel added needs moderation too.
             row.status = changed["status"] = "new"
         row.channels = changed["channels"] = channels
-    for key in ("group_url", "comment"):
-        if key in options:
-            if options[key] is not None and not isinstance(options[key], str):
-                raise TemplateError(1056, "Wrong value for this field type")
-            setattr(row, key, options[key])
-            changed[key] = options[key]
-    unknown = set(options) - {"name", "text", "channels", "group_url", "comment"}
-    if unknown:
-        raise TemplateError(1021, f"Invalid argument: {sorted(unknown)[0]}")
+    if "group_url" in options:
+        row.group_url = changed["group_url"] = _group_url(options["group_url"])
+    if "comment" in options:
+        if options["comment"] is not None and not isinstance(options["comment"], str):
+            raise error(WRONG_TYPE, "comment")
+        row.comment = changed["comment"] = options["comment"]
     row.updated_at = utcnow()
     session.flush()
     return changed
 
 
 def delete(session: Session, organization_id: str, template_id: str) -> None:
-    row = get(session, organization_id, template_id)
+    row = _changeable(session, organization_id, template_id)
     row.status = "deleted"
     row.updated_at = utcnow()
     session.flush()

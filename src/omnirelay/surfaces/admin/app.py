@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from omnirelay import __version__
 from omnirelay.context import AppContext
 from omnirelay.surfaces.admin import (
+    blocklist,
     callbacks,
     connections,
     errors,
@@ -15,6 +16,7 @@ from omnirelay.surfaces.admin import (
     messages,
     webhooks,
 )
+from omnirelay.surfaces.admin.deps import project_scoped
 from omnirelay.surfaces.admin.routes import router
 from omnirelay.surfaces.guards import reject_nul
 
@@ -35,11 +37,10 @@ def create_admin_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    app.include_router(router)
-    app.include_router(webhooks.router)
-    app.include_router(jobs.router)
-    app.include_router(connections.router)
-    app.include_router(messages.router)
-    app.include_router(callbacks.router)
-    app.include_router(gateway.router)
+    app.include_router(router)  # identity, organizations, users: each checks its own caller
+    # Everything else acts on one organization's projects: a workspace token without
+    # impersonatedUserExternalId is refused on all of it (403 impersonation_required).
+    project = [Depends(project_scoped)]
+    for module in (webhooks, jobs, connections, messages, callbacks, gateway, blocklist):
+        app.include_router(module.router, dependencies=project)
     return app

@@ -10,7 +10,7 @@ from omnirelay.context import AppContext, get_context
 from omnirelay.errors import DomainError, RateLimited
 from omnirelay.ratelimit import service as ratelimit
 from omnirelay.tenancy import repository as tenancy_repo
-from omnirelay.tenancy.auth import Identity, authenticate, find_subscription
+from omnirelay.tenancy.auth import Identity, authenticate, find_subscription, require_user
 
 Ctx = Annotated[AppContext, Depends(get_context)]
 
@@ -56,6 +56,13 @@ def identity(
 
 
 Caller = Annotated[Identity, Depends(identity)]
+
+
+def project_scoped(caller: Caller) -> None:
+    """Seed 000: a workspace token must impersonate a user on project-scoped methods.
+    A router-wide dependency, so that no method of those routers can forget it."""
+    require_user(caller)
+
 
 # Ids and offsets are 64-bit integers in the database: a larger number names no row, and
 # would overflow the driver (a 500) instead of being refused.

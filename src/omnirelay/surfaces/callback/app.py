@@ -7,7 +7,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omnirelay import __version__
 from omnirelay.context import AppContext
-from omnirelay.surfaces.callback import envelope
+from omnirelay.surfaces.callback import envelope, optins
 from omnirelay.surfaces.callback.routes import router
 from omnirelay.surfaces.guards import reject_nul
 
@@ -46,4 +46,5 @@ def create_callback_app(ctx: AppContext) -> ASGIApp:
     app.state.ctx = ctx
     envelope.install(app)
     app.include_router(router)
+    app.include_router(optins.router)
     return StripJsonSuffix(app)

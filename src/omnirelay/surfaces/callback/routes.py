@@ -22,7 +22,7 @@ FMT = "%Y-%m-%d %H:%M:%S"
 TRUE = ("1", "true", "yes", "on", "y")
 
 
-def _local(at: datetime | None, tz: str) -> str | None:
+def local(at: datetime | None, tz: str) -> str | None:
     return at.astimezone(ZoneInfo(tz)).strftime(FMT) if at else None
 
 
@@ -69,9 +69,9 @@ def call_out(session: Session, c: Call) -> dict[str, Any]:
         "option_sid": c.option_sid,
         "number": c.number,
         "status": c.status,
-        "start_date": _local(c.start_date or c.queued_at or c.created_at, tz),
-        "created": _local(c.created_at, tz),
-        "ended": _local(c.ended_at, tz),
+        "start_date": local(c.start_date or c.queued_at or c.created_at, tz),
+        "created": local(c.created_at, tz),
+        "ended": local(c.ended_at, tz),
         "duration": service.duration(c),
         "attempts": c.attempts,
         "sms": c.sms_opt_in,
@@ -127,7 +127,7 @@ def option_schedule(ctx: Ctx, org: OrgId, sid: str, osid: str) -> dict[str, Any]
             "option_sid": opt.sid,
             "profile_sid": prof.sid,
             "timezone": prof.timezone,
-            "slots": [_local(t, prof.timezone) for t in slots],
+            "slots": [local(t, prof.timezone) for t in slots],
         }
 
     return ok("Schedule found.", _read(ctx, read))
@@ -149,6 +149,16 @@ def question(ctx: Ctx, org: OrgId, sid: str, qsid: str) -> dict[str, Any]:
     )
 
 
+def entry_out(entry: dict[str, Any]) -> dict[str, Any]:
+    """Every entry carries its status: one stored without it is active (scheduling.py)."""
+    return {
+        "status": entry.get("status", "active"),
+        "day_of_week": entry.get("day_of_week", []),
+        "start_time": entry.get("start_time", []),
+        "end_time": entry.get("end_time", []),
+    }
+
+
 @router.get("/profile/{sid}/scheduling")
 def scheduling(ctx: Ctx, org: OrgId, sid: str) -> dict[str, Any]:
     def read(s: Session) -> dict[str, Any]:
@@ -160,7 +170,7 @@ def scheduling(ctx: Ctx, org: OrgId, sid: str) -> dict[str, Any]:
             "daily_overflow": p.daily_overflow,
             "profile_sid": p.sid,
             "timezone": p.timezone,
-            "entries": p.entries,
+            "entries": [entry_out(e) for e in p.entries],
         }
 
     return ok("Scheduling found.", _read(ctx, read))
@@ -268,7 +278,7 @@ def cancel(ctx: Ctx, org: OrgId, sid: str) -> dict[str, Any]:
         return ok("Call-back cancelled successfully.", {"sid": c.sid, "status": c.status})
 
 
-def _day(value: str | None, default: datetime) -> datetime:
+def day(value: str | None, default: datetime) -> datetime:
     if not value:
         return default
     for fmt in ("%Y-%m-%d", FMT):
@@ -285,8 +295,8 @@ def calls(
 ) -> dict[str, Any]:
     """Call-backs created from start_date to end_date (UTC days; default the last 7 days)."""
     now = datetime.now(UTC)
-    since = _day(start_date, now - timedelta(days=7))
-    until = _day(end_date, now) + (
+    since = day(start_date, now - timedelta(days=7))
+    until = day(end_date, now) + (
         timedelta(days=1) if end_date and len(end_date) == 10 else timedelta(0)
     )
     if until <= since and end_date:

@@ -102,6 +102,15 @@ def operation(method: str) -> Schema:
     return extra
 
 
+def by_get(method: str) -> Schema:
+    """``openapi_extra`` of a read-only method called with GET: its fields in the query."""
+    query = [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in FIELDS[method].items()
+    ]
+    return {"parameters": [AUTHORIZATION, *query]}
+
+
 def send_by_get() -> Schema:
     """``GET /send``: the same fields in the query, with the token(s) and a redirect."""
     # A URL carries a few kilobytes at most (proxies and servers cap it): longer is a POST.

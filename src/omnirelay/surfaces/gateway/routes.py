@@ -363,6 +363,10 @@ def _add_device(ctx: AppContext, s: Session, org: str, f: Fields, now: datetime)
 
 Answer = dict[str, Any]
 
+# Read-only methods that clients also call with GET (`GET /device`): the same answer,
+# the fields in the query. Every other method answers GET with 405.
+READ_BY_GET = ("device", "get-devices", "validate")
+
 for _path, _body, _summary in [
     ("device", _profile, "The device's profile"),
     ("disconnect", _disconnect, "Disconnect the device"),
@@ -380,6 +384,15 @@ for _path, _body, _summary in [
         summary=_summary,
         openapi_extra=openapi.operation(_path),
     )
+    if _path in READ_BY_GET:
+        router.add_api_route(
+            f"/{_path}",
+            _method(_path, service.device_by_token, _body),
+            methods=["GET"],
+            tags=["devices"],
+            summary=f"{_summary} (GET)",
+            openapi_extra=openapi.by_get(_path),
+        )
 
 
 @router.post(
@@ -474,6 +487,15 @@ for _path, _abody, _summary in [
         summary=_summary,
         openapi_extra=openapi.operation(_path),
     )
+    if _path in READ_BY_GET:
+        router.add_api_route(
+            f"/{_path}",
+            _method(_path, _account, _abody),
+            methods=["GET"],
+            tags=["account"],
+            summary=f"{_summary} (GET)",
+            openapi_extra=openapi.by_get(_path),
+        )
 
 
 # --- the WhatsApp Cloud API's webhook of a device bound to it ---------------------------------

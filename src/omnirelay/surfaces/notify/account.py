@@ -105,11 +105,13 @@ async def check_phone(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str, An
 
 
 def template_out(row: Template) -> dict[str, Any]:
+    flags = {c: c in (row.channels or []) for c in CHANNELS}
     return {
         "id": row.id,
         "name": row.name,
         "text": row.text,
-        **{c: c in (row.channels or []) for c in CHANNELS},
+        **flags,
+        "channel": flags,  # the per-channel map clients read (wire notes)
         "group_url": row.group_url,
         "status": row.status,
         "comment": row.comment,
@@ -123,17 +125,26 @@ def template_out(row: Template) -> dict[str, Any]:
 @router.get("/template/show", tags=["templates"])
 @router.post("/template/show", tags=["templates"])
 def template_show(ctx: Ctx, org_id: OrgId) -> dict[str, Any]:
-    """Every template of the account: `data.templates`."""
-    with ctx.db.transaction() as session:
+    """Every template of the account: `data` is the list of templates."""
+    with ctx.db.read() as session:
         rows = templates.list_templates(session, org_id)
-        return {"result": "success", "data": {"templates": [template_out(t) for t in rows]}}
+        return {"result": "success", "data": [template_out(t) for t in rows]}
 
 
 def _opt_str(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
-        raise e.SendError(1056, "Wrong value for this field type", field=name)
+        raise templates.error(templates.WRONG_TYPE, name)
     return value
+
+
+def _template_id(body: dict[str, Any]) -> str:
+    template_id = body.get("id")
+    if template_id is None or template_id == "":
+        raise templates.error(templates.MISSING, "id")
+    if not isinstance(template_id, str):
+        raise templates.error(templates.WRONG_TYPE, "id")
+    return template_id
 
 
 @router.post(
@@ -145,7 +156,7 @@ async def template_create(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str
     channels = body.get("channels")
     channels = [] if channels is None else channels
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-        raise e.SendError(1056, "Wrong value for this field type", field="channels")
+        raise templates.error(templates.WRONG_TYPE, "channels")
     args = {n: _opt_str(body, n) for n in ("name", "text", "group_url", "comment")}
 
     def create() -> dict[str, Any]:
@@ -162,13 +173,11 @@ async def template_create(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str
 async def template_change(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str, Any]:
     """Change fields of a template: `{id, options: {name?, text?, channels?, ...}}`."""
     body = await _optional_json(request)
-    template_id, options = body.get("id"), body.get("options")
-    if not template_id:
-        raise e.no_field("id")
+    template_id, options = _template_id(body), body.get("options")
     if options is None:
-        raise e.no_field("options")
-    if not isinstance(template_id, str) or not isinstance(options, dict):
-        raise e.SendError(1056, "Wrong value for this field type")
+        raise templates.error(templates.MISSING, "options")
+    if not isinstance(options, dict):
+        raise templates.error(templates.WRONG_TYPE, "options")
 
     def change() -> dict[str, Any]:
         with ctx.db.transaction() as session:
@@ -182,11 +191,7 @@ async def template_change(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str
 async def template_delete(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str, Any]:
     """Delete a template (its status becomes `deleted`)."""
     body = await _optional_json(request)
-    template_id = body.get("id")
-    if not template_id:
-        raise e.no_field("id")
-    if not isinstance(template_id, str):
-        raise e.SendError(1056, "Wrong value for this field type", field="id")
+    template_id = _template_id(body)
 
     def delete() -> dict[str, Any]:
         with ctx.db.transaction() as session:

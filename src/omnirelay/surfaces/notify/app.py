@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from omnirelay import __version__
 from omnirelay.context import AppContext
 from omnirelay.surfaces.guards import reject_nul
-from omnirelay.surfaces.notify import account, errors, sends
+from omnirelay.surfaces.notify import account, errors, sends, status
 
 
 def create_notify_app(ctx: AppContext) -> FastAPI:
@@ -29,4 +29,5 @@ def create_notify_app(ctx: AppContext) -> FastAPI:
     errors.install(app)
     app.include_router(sends.router)
     app.include_router(account.router)
+    app.include_router(status.router)
     return app

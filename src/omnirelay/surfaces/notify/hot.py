@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from omnirelay.blocklist.service import ip_blocked
 from omnirelay.context import AppContext
 from omnirelay.db import utcnow
 from omnirelay.errors import DomainError
@@ -124,6 +125,9 @@ class HotSends:
         try:
             # The caller first, then its body: an anonymous body is never read.
             organization_id = self.ctx.tokens.organization(authorization)
+            client = scope.get("client")
+            if ip_blocked(self.ctx.db, organization_id, client[0] if client else None):
+                raise e.blocked_ip()  # seed 001 code 1013 (the organization's IP block list)
             if length > MAX_BODY:
                 raise too_large()
             if b"%00" in scope.get("query_string", b""):

@@ -86,7 +86,7 @@ class CheckPhone(BaseModel):
 
 
 class TemplateCreate(BaseModel):
-    name: str | None = None
+    name: str = Field(max_length=200, description="The title (1042 when missing)")
     text: str
     channels: list[str] = []
     group_url: str | None = None
@@ -96,6 +96,12 @@ class TemplateCreate(BaseModel):
 class TemplateChange(BaseModel):
     id: str
     options: dict[str, Any]
+
+
+class MessageStatus(BaseModel):
+    id: str | None = Field(default=None, description="A message id (uuid)")
+    ids: list[str] | None = Field(default=None, max_length=1000, description="Message ids")
+    custom_id: str | None = Field(default=None, max_length=200)
 
 
 class TemplateId(BaseModel):
