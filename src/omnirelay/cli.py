@@ -59,8 +59,9 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
         port=port or settings.port,
         log_level=settings.log_level.lower(),
         # h11 writes header names as the app gives them (canonical: surfaces/headers.py);
-        # httptools lower-cases them. The middleware sends Date itself (ADR 24).
-        http="h11",
+        # httptools lower-cases them but costs ~40 % less CPU per request. The middleware
+        # sends Date itself (ADR 24; OMNIRELAY_HTTP_PARSER chooses).
+        http=settings.http_parser,
         server_header=False,
         date_header=False,
     )

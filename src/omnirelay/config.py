@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # uvicorn's HTTP/1.1 parser: "h11" sends header names capitalised as HTTP documents
+    # them (clients that look them up case-sensitively need it); "httptools" is faster and
+    # sends them lower-case (ADR 24, docs/performance.md).
+    http_parser: Literal["h11", "httptools"] = "h11"
 
     # Workers (the job queue).
     worker_concurrency: int = 4

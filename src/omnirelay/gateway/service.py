@@ -26,8 +26,8 @@ from omnirelay.gateway import repository as repo
 from omnirelay.gateway.drivers import PairStart, driver_for
 from omnirelay.gateway.models import Device, GatewayAccount, GatewayMessage
 from omnirelay.gateway.schemas import SendRequest, normalize_target
+from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
-from omnirelay.messaging import repository as messaging_repo
 from omnirelay.messaging import service as messaging
 from omnirelay.messaging.service import DISPATCH_CHANNEL
 from omnirelay.messaging.validation import Draft, StepDraft
@@ -371,7 +371,7 @@ def set_state(session: Session, device: Device, status: str, reason: str, now: d
         held = list(repo.pending_of_device(session, device.id))
         if device.otp_message_id is not None:  # a delete code (not a /send message)
             held.append(device.otp_message_id)
-        messaging_repo.bring_forward(session, held, now)
+        bulk.bring_forward(session, held, now)
         wakeup.notify(session, DISPATCH_CHANNEL)
     if device.webhook_connect:
         webhooks.emit(

@@ -34,6 +34,7 @@ from omnirelay.channels.base import (
 from omnirelay.config import get_settings
 from omnirelay.connections import repository as connections_repo
 from omnirelay.db import utcnow
+from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
 from omnirelay.messaging import repository as repo
 from omnirelay.messaging.models import Message, MessageAttempt
@@ -93,12 +94,12 @@ class DispatchStep:
 
     def claim(self, session: Session, claim_id: str, limit: int, now: datetime) -> Batch | None:
         until = now + timedelta(seconds=self.lease_seconds)
-        ids = repo.claim_due(session, claim_id, limit, now, until)
+        ids = bulk.claim_due(session, claim_id, limit, now, until)
         if not ids:
             return None
         sends: list[Send] = []
         connections: dict[int, Any] = {}  # read once per batch, not once per message
-        for message in repo.claimed(session, ids):
+        for message in bulk.claimed(session, ids):
             try:
                 with session.begin_nested():
                     send = self._prepare(session, message, now, connections)
@@ -243,7 +244,7 @@ class DispatchStep:
         now = utcnow()
         if not batch.sends:
             return
-        mine = repo.still_claimed(session, [s.message_id for s in batch.sends], claim_id)
+        mine = bulk.still_claimed(session, [s.message_id for s in batch.sends], claim_id)
         plain: list[pipeline.SentRow] = []
         for send, outcome in zip(batch.sends, outcomes, strict=True):
             if send.message_id not in mine:
@@ -300,7 +301,7 @@ class DispatchStep:
         )
 
     def next_due(self, session: Session) -> datetime | None:
-        return repo.next_due(session, utcnow())
+        return bulk.next_due(session, utcnow())
 
 
 _ATTEMPT_COLUMNS = (

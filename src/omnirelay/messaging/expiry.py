@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from omnirelay.db import utcnow
+from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
-from omnirelay.messaging import repository as repo
 
 
 class ExpiryStep:
@@ -34,4 +34,4 @@ class ExpiryStep:
         return None
 
     def next_due(self, session: Session) -> datetime | None:
-        return repo.next_expiry(session, utcnow())
+        return bulk.next_expiry(session, utcnow())

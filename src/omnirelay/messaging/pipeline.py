@@ -24,6 +24,7 @@ from omnirelay.channels.base import (
     SendResult,
 )
 from omnirelay.db import utcnow
+from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import repository as repo
 from omnirelay.messaging.models import Message, MessageAttempt
 from omnirelay.messaging.service import DISPATCH_CHANNEL
@@ -151,8 +152,8 @@ def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
                 },
                 ordering_key=row.message_id,
             )
-    repo.insert_attempts(session, attempts)
-    repo.mark_sent(session, updates)
+    bulk.insert_attempts(session, attempts)
+    bulk.mark_sent(session, updates)
     enqueue_many(session, EVENT, events, priority=IN_FLIGHT, max_attempts=EARLY_EVENT_TRIES + 2)
 
 
@@ -281,7 +282,7 @@ def expire(session: Session, attempt_id: int) -> None:
 def expire_due(session: Session, now: datetime, limit: int) -> int:
     """The ttl sweep: attempts still waiting whose ``expires_at`` passed expire (the next
     step takes over); how many were looked at."""
-    ids = repo.expired_attempts(session, now, limit)
+    ids = bulk.expired_attempts(session, now, limit)
     for attempt_id in ids:
         expire(session, attempt_id)
     return len(ids)

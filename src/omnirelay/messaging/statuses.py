@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from omnirelay.billing import service as billing
 from omnirelay.db import utcnow
+from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
-from omnirelay.messaging import repository as repo
 from omnirelay.webhooks import service as webhooks
 
 FAST = ("delivered", "read")
@@ -61,14 +61,14 @@ def apply_many(
         for p in payloads
         if p.get("kind") == "status" and p.get("status") in FAST
     ]
-    states = {key: _State(**row) for key, row in repo.attempts_for_reports(session, keys).items()}
+    states = {key: _State(**row) for key, row in bulk.attempts_for_reports(session, keys).items()}
     pending_attempts: dict[int, dict[str, Any]] = {}
     pending_messages: dict[str, dict[str, Any]] = {}
     now = utcnow()
 
     def flush() -> None:
-        repo.set_attempt_statuses(session, list(pending_attempts.values()))
-        repo.set_message_statuses(session, list(pending_messages.values()))
+        bulk.set_attempt_statuses(session, list(pending_attempts.values()))
+        bulk.set_message_statuses(session, list(pending_messages.values()))
         pending_attempts.clear()
         pending_messages.clear()
 

@@ -1,0 +1,229 @@
+"""The set-based SQL of the drains (ADR 18): claiming due messages, recording a batch of
+sends, the ttl sweep, reports applied many at a time. One statement per batch, not per
+message; Core statements, no ORM objects, except where a caller needs them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, literal_column, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from omnirelay.messaging.models import Message, MessageAttempt
+
+_tables = Message.metadata.tables
+MESSAGES = _tables[Message.__tablename__]
+
+
+# --- the dispatch drain (messaging/dispatch.py) ----------------------------------------
+
+
+def claim_due(
+    session: Session, claim_id: str, limit: int, now: datetime, until: datetime
+) -> list[str]:
+    """Lease up to ``limit`` due messages to ``claim_id``, earliest first, in one
+    statement; a lease that passed (its process died) is taken over. PostgreSQL skips rows
+    another claim holds; SQLite's write lock serialises claims anyway."""
+    due = (
+        select(MESSAGES.c.id)
+        .where(
+            MESSAGES.c.due_at.is_not(None),
+            MESSAGES.c.due_at <= now,
+            or_(MESSAGES.c.lease_until.is_(None), MESSAGES.c.lease_until <= now),
+        )
+        .order_by(MESSAGES.c.due_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    result = session.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.id.in_(due.scalar_subquery()))
+        .values(claimed_by=claim_id, lease_until=until)
+        .returning(MESSAGES.c.id)
+    )
+    return [row[0] for row in result]
+
+
+def claimed(session: Session, ids: Sequence[str]) -> Sequence[Message]:
+    """The claimed messages as objects, in due order (one SELECT)."""
+    rows = session.scalars(
+        select(Message).where(Message.id.in_(list(ids))).execution_options(populate_existing=True)
+    ).all()
+    return sorted(rows, key=lambda m: (m.due_at or m.created_at, m.id))
+
+
+def next_due(session: Session, now: datetime) -> datetime | None:
+    """The earliest due time still ahead (the drain sleeps until then)."""
+    return session.scalar(
+        select(func.min(Message.due_at)).where(Message.due_at.is_not(None), Message.due_at > now)
+    )
+
+
+def bring_forward(session: Session, message_ids: Sequence[str], at: datetime) -> int:
+    """Messages waiting past ``at`` (a held gateway message whose device connected) become
+    due at ``at``."""
+    moved = 0
+    for start in range(0, len(message_ids), 500):  # bounded IN lists
+        result = session.execute(
+            update(MESSAGES)
+            .where(
+                MESSAGES.c.id.in_(list(message_ids[start : start + 500])),
+                MESSAGES.c.due_at > at,
+            )
+            .values(due_at=at)
+        )
+        moved += int(getattr(result, "rowcount", 0) or 0)
+    return moved
+
+
+def still_claimed(session: Session, ids: Sequence[str], claim_id: str) -> set[str]:
+    """Which of ``ids`` are still leased to ``claim_id`` (locked until the transaction
+    ends on PostgreSQL; SQLite's write lock holds them already)."""
+    query = select(MESSAGES.c.id).where(
+        MESSAGES.c.id.in_(list(ids)), MESSAGES.c.claimed_by == claim_id
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {row[0] for row in session.execute(query)}
+
+
+_ATTEMPTS = _tables[MessageAttempt.__tablename__]
+_INSERT_ATTEMPTS = insert(_ATTEMPTS)
+_MARK_SENT = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.final_at.is_(None))
+    .values(
+        status="sent",
+        channel=bindparam("channel"),
+        updated_at=bindparam("now"),
+        due_at=None,
+        claimed_by=None,
+        lease_until=None,
+    )
+)
+
+
+def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_INSERT_ATTEMPTS, list(rows))
+
+
+def mark_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """``{mid, channel, now}`` each: the message's step was sent; its claim ends."""
+    if rows:
+        session.connection().execute(_MARK_SENT, list(rows))
+
+
+WAITING_STATUSES = ("queued", "submitting", "sent")
+
+
+def expired_attempts(session: Session, now: datetime, limit: int) -> list[int]:
+    """Attempts still waiting for a final report whose ttl has passed, oldest first."""
+    rows = session.execute(
+        select(_ATTEMPTS.c.id)
+        .where(
+            _ATTEMPTS.c.status.in_([literal_column(f"'{s}'") for s in WAITING_STATUSES]),
+            _ATTEMPTS.c.expires_at <= now,
+        )
+        .order_by(_ATTEMPTS.c.expires_at)
+        .limit(limit)
+    )
+    return [int(r[0]) for r in rows]
+
+
+def next_expiry(session: Session, now: datetime) -> datetime | None:
+    return session.scalar(
+        select(func.min(MessageAttempt.expires_at)).where(
+            _ATTEMPTS.c.status.in_([literal_column(f"'{s}'") for s in WAITING_STATUSES]),
+            _ATTEMPTS.c.expires_at > now,
+        )
+    )
+
+
+# --- reports applied set-based (messaging/statuses.py) -----------------------------------
+
+
+def attempts_for_reports(
+    session: Session, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """(connection id, provider message id) -> its newest attempt and that attempt's
+    message, as plain values, in one read (messages locked on PostgreSQL)."""
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):  # bounded IN lists
+        chunk = unique[start : start + 500]
+        query = (
+            select(
+                _ATTEMPTS.c.id,
+                _ATTEMPTS.c.connection_id,
+                _ATTEMPTS.c.provider_message_id,
+                _ATTEMPTS.c.step,
+                _ATTEMPTS.c.status,
+                _ATTEMPTS.c.parts,
+                _ATTEMPTS.c.channel,
+                _ATTEMPTS.c.price,
+                MESSAGES.c.id.label("message_id"),
+                MESSAGES.c.step.label("message_step"),
+                MESSAGES.c.status.label("message_status"),
+                MESSAGES.c.final_at,
+                MESSAGES.c.method,
+                MESSAGES.c.organization_id,
+                MESSAGES.c.custom_id,
+                MESSAGES.c.report_url,
+            )
+            .join(MESSAGES, MESSAGES.c.id == _ATTEMPTS.c.message_id)
+            .where(tuple_(_ATTEMPTS.c.connection_id, _ATTEMPTS.c.provider_message_id).in_(chunk))
+            .order_by(_ATTEMPTS.c.id)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=MESSAGES)
+        for row in session.execute(query):
+            # Ordered by id: the newest attempt with the id wins (SMSCs reuse ids).
+            found[(int(row.connection_id), str(row.provider_message_id))] = {
+                "attempt_id": int(row.id),
+                "message_id": row.message_id,
+                "attempt_step": int(row.step),
+                "attempt_status": row.status,
+                "parts": int(row.parts),
+                "channel": row.channel,
+                "price": int(row.price),
+                "message_step": int(row.message_step),
+                "message_status": row.message_status,
+                "final": row.final_at is not None,
+                "method": row.method,
+                "organization_id": row.organization_id,
+                "custom_id": row.custom_id,
+                "report_url": row.report_url,
+            }
+    return found
+
+
+_SET_ATTEMPT_STATUS = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("aid"))
+    .values(status=bindparam("status"), status_at=bindparam("now"))
+)
+_SET_MESSAGE_STATUS = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("mid"))
+    .values(
+        status=bindparam("status"),
+        updated_at=bindparam("now"),
+        final_at=func.coalesce(MESSAGES.c.final_at, bindparam("now")),
+        error=None,
+        code=None,
+    )
+)
+
+
+def set_attempt_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_SET_ATTEMPT_STATUS, list(rows))
+
+
+def set_message_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_SET_MESSAGE_STATUS, list(rows))
