@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, literal_column, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from omnirelay.messaging.models import Message, MessageAttempt
+from omnirelay.messaging.models import Message, MessageAttempt, ProviderPart
 
 _tables = Message.metadata.tables
 MESSAGES = _tables[Message.__tablename__]
@@ -227,3 +227,101 @@ def set_attempt_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> No
 def set_message_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         session.connection().execute(_SET_MESSAGE_STATUS, list(rows))
+
+
+# --- SMPP session owners (messaging/sessions.py) ------------------------------------------
+
+
+def routes_of(session: Session, message_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Message id -> its route, in one read."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(message_ids), 500):
+        chunk = list(message_ids[start : start + 500])
+        for mid, route in session.execute(
+            select(Message.id, Message.route).where(Message.id.in_(chunk))
+        ):
+            out[mid] = route
+    return out
+
+
+def parts_done(session: Session, attempt_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Attempt id -> the parts of it the provider already took, in one read."""
+    out: dict[int, list[int]] = {}
+    for start in range(0, len(attempt_ids), 500):
+        chunk = list(attempt_ids[start : start + 500])
+        for attempt_id, part in session.execute(
+            select(ProviderPart.attempt_id, ProviderPart.part).where(
+                ProviderPart.attempt_id.in_(chunk)
+            )
+        ):
+            out.setdefault(int(attempt_id), []).append(int(part))
+    return out
+
+
+def attempts_to_mark_sent(
+    session: Session, attempt_ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """Attempt id -> the attempt and its message as plain values (messages locked on
+    PostgreSQL), in one read."""
+    out: dict[int, dict[str, Any]] = {}
+    unique = list(dict.fromkeys(attempt_ids))
+    for start in range(0, len(unique), 500):
+        query = (
+            select(
+                _ATTEMPTS.c.id,
+                _ATTEMPTS.c.step,
+                _ATTEMPTS.c.status,
+                _ATTEMPTS.c.channel,
+                _ATTEMPTS.c.price,
+                _ATTEMPTS.c.parts,
+                MESSAGES.c.id.label("message_id"),
+                MESSAGES.c.step.label("message_step"),
+                MESSAGES.c.final_at,
+                MESSAGES.c.method,
+                MESSAGES.c.organization_id,
+                MESSAGES.c.custom_id,
+                MESSAGES.c.report_url,
+            )
+            .join(MESSAGES, MESSAGES.c.id == _ATTEMPTS.c.message_id)
+            .where(_ATTEMPTS.c.id.in_(unique[start : start + 500]))
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=MESSAGES)
+        for row in session.execute(query):
+            out[int(row.id)] = {
+                "step": int(row.step),
+                "status": row.status,
+                "channel": row.channel,
+                "price": int(row.price),
+                "parts": int(row.parts),
+                "message_id": row.message_id,
+                "message_step": int(row.message_step),
+                "final": row.final_at is not None,
+                "method": row.method,
+                "organization_id": row.organization_id,
+                "custom_id": row.custom_id,
+                "report_url": row.report_url,
+            }
+    return out
+
+
+_SET_ATTEMPT_SENT = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("aid"))
+    .values(status="sent", status_at=bindparam("now"), provider_message_id=bindparam("pid"))
+)
+_SET_MESSAGE_SENT = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.final_at.is_(None))
+    .values(status="sent", updated_at=bindparam("now"))
+)
+
+
+def set_attempts_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_SET_ATTEMPT_SENT, list(rows))
+
+
+def set_messages_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_SET_MESSAGE_SENT, list(rows))

@@ -210,8 +210,7 @@ class ConnectionRunner:
                     complete.append((sub.key, ids.get(1) or message_id))
             if rows:
                 sessions.record_parts(session, rows)
-            for attempt_id, first_id in complete:
-                sessions.mark_sent(session, attempt_id, first_id)
+            sessions.mark_sent_many(session, complete)
             for sub, status, reason in refused:
                 final, code = REFUSALS.get(status, ("rejected", 1000))
                 sessions.mark_failed(session, sub.key, final, code, f"SMSC: {reason}")
