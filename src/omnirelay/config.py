@@ -38,8 +38,13 @@ class Settings(BaseSettings):
     rate_limit_requests: int = 1000
     rate_limit_window_seconds: int = 60
 
+    # Networks every outgoing connection a tenant can aim may reach although private
+    # (webhooks, report URLs, provider base URLs, SMPP hosts): e.g. "10.20.0.0/16" for a
+    # private SMSC, "127.0.0.0/8,::1/128" for local testing (docs/security.md).
+    allowed_networks: str = ""
+
     # Webhook delivery.
-    webhook_allowed_networks: str = ""  # e.g. "127.0.0.0/8,::1/128" for local testing
+    webhook_allowed_networks: str = ""  # older name: adds to allowed_networks
     webhook_timeout_seconds: float = 15.0
     webhook_concurrency: int = 256
     webhook_per_url_concurrency: int = 64

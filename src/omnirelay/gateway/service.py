@@ -31,7 +31,7 @@ from omnirelay.messaging.validation import Draft, StepDraft
 from omnirelay.queue import bring_forward, enqueue
 from omnirelay.security import hash_secret
 from omnirelay.webhooks import service as webhooks
-from omnirelay.webhooks.ssrf import validate_url
+from omnirelay.net.ssrf import validate_url
 
 FREE_DEVICES = 10  # per account
 FREE_QUOTA = 1000  # messages a new free device may send

@@ -26,7 +26,7 @@ from omnirelay.gateway import service
 from omnirelay.gateway.models import Device
 from omnirelay.gateway.schemas import MAX_FILE, SendInvalid, StoredFile, parse_send
 from omnirelay.surfaces.gateway import openapi
-from omnirelay.webhooks.ssrf import parse_networks, validate_url
+from omnirelay.net.ssrf import allowed_networks, validate_url
 
 router = APIRouter()
 Ctx = Annotated[AppContext, Depends(get_context)]
@@ -240,7 +240,7 @@ async def send_get(request: Request, ctx: Ctx) -> Response:
 async def _send(
     ctx: AppContext, fields: Fields, upload: UploadFile | None, tokens: list[str]
 ) -> JSONResponse:
-    allowed = parse_networks(ctx.settings.webhook_allowed_networks)
+    allowed = allowed_networks(ctx.settings)
     now = ctx.clock()
 
     def check_url(url: str) -> None:
@@ -394,7 +394,7 @@ async def update_device(request: Request, ctx: Ctx) -> Response:
     except SendInvalid as exc:
         return _refused(exc.reason)
     now = ctx.clock()
-    allowed = parse_networks(ctx.settings.webhook_allowed_networks)
+    allowed = allowed_networks(ctx.settings)
     token = request.headers.get("authorization")
 
     def known() -> bool:  # only a device's own caller makes us ask the resolver

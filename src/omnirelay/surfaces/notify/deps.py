@@ -12,7 +12,7 @@ from omnirelay.context import AppContext
 from omnirelay.messaging import errors as e
 from omnirelay.messaging.validation import Rules
 from omnirelay.surfaces.token import Ctx, OrgId
-from omnirelay.webhooks.ssrf import parse_networks
+from omnirelay.net.ssrf import allowed_networks
 
 __all__ = ["Ctx", "OrgId", "read_json", "rules"]
 
@@ -30,5 +30,5 @@ async def read_json(request: Request) -> tuple[Any, bytes]:
 def rules(ctx: AppContext) -> Rules:
     return Rules(
         default_region=ctx.settings.default_phone_region or None,
-        allowed_networks=parse_networks(ctx.settings.webhook_allowed_networks),
+        allowed_networks=allowed_networks(ctx.settings),
     )
