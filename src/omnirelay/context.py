@@ -12,6 +12,7 @@ from starlette.requests import Request
 from omnirelay.config import Settings
 from omnirelay.db import Database, utcnow
 from omnirelay.messaging.batcher import AcceptBatcher
+from omnirelay.ratelimit.limiter import Limiter, LocalLimiter
 
 
 @dataclass
@@ -20,6 +21,10 @@ class AppContext:
     db: Database
     # Group commit of the single send methods; its thread starts with the first send.
     accepts: AcceptBatcher = field(init=False)
+    # Rate limits (ADR 22): organizations' quota leased from the shared counter; per-IP
+    # budgets of callers not (yet) known, in this process.
+    limiter: Limiter = field(init=False)
+    ip_limiter: LocalLimiter = field(init=False)
     # The surfaces' clock where a seed has timers (the gateway's OTP); tests replace it.
     clock: Callable[[], datetime] = utcnow
 
@@ -30,6 +35,11 @@ class AppContext:
             wait=self.settings.accept_batch_wait_ms / 1000,
             timeout=self.settings.accept_timeout_seconds,
         )
+        window = self.settings.rate_limit_window_seconds
+        self.limiter = Limiter(
+            self.db, default_limit=self.settings.rate_limit_requests, window=window
+        )
+        self.ip_limiter = LocalLimiter(window=window)
 
 
 def get_context(request: Request) -> AppContext:

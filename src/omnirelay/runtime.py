@@ -7,8 +7,8 @@ import logging
 
 from omnirelay.config import Settings
 from omnirelay.db import Database
-from omnirelay.webhooks.deliverer import Deliverer
 from omnirelay.net.ssrf import allowed_networks
+from omnirelay.webhooks.deliverer import Deliverer
 
 log = logging.getLogger(__name__)
 

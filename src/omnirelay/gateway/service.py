@@ -28,10 +28,10 @@ from omnirelay.gateway.schemas import SendRequest, normalize_target
 from omnirelay.messaging import pipeline
 from omnirelay.messaging import service as messaging
 from omnirelay.messaging.validation import Draft, StepDraft
+from omnirelay.net.ssrf import validate_url
 from omnirelay.queue import bring_forward, enqueue
 from omnirelay.security import hash_secret
 from omnirelay.webhooks import service as webhooks
-from omnirelay.net.ssrf import validate_url
 
 FREE_DEVICES = 10  # per account
 FREE_QUOTA = 1000  # messages a new free device may send

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from omnirelay.messaging import errors as e
-from omnirelay.phones import InvalidPhone, parse_phone
 from omnirelay.net.ssrf import IPNetwork, precheck
+from omnirelay.phones import InvalidPhone, parse_phone
 
 CHANNELS = ("sms", "viber", "vk", "telegram")
 # channel -> (min ttl, max ttl, default ttl); seed 001 and the wire notes.

@@ -26,6 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 from omnirelay.errors import InvalidInput
 from omnirelay.net.hosts import HostError, IPAddress, parse_host
 
+__all__ = ["IPAddress", "IPNetwork", "Target", "UnsafeURL"]
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Refused on top of what ipaddress flags as non-global: cloud metadata services, and the
@@ -67,7 +69,9 @@ class Target:
 
 @lru_cache(maxsize=64)
 def _parse(spec: str) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(s.strip(), strict=False) for s in spec.split(",") if s.strip())
+    return tuple(
+        ipaddress.ip_network(s.strip(), strict=False) for s in spec.split(",") if s.strip()
+    )
 
 
 def parse_networks(spec: str | Iterable[str]) -> tuple[IPNetwork, ...]:
@@ -131,7 +135,9 @@ def address_allowed(address: IPAddress, allowed: Sequence[IPNetwork] = ()) -> bo
     return _public(address)
 
 
-def check_address(address: IPAddress, allowed: Sequence[IPNetwork] = (), field: str = "url") -> None:
+def check_address(
+    address: IPAddress, allowed: Sequence[IPNetwork] = (), field: str = "url"
+) -> None:
     if not address_allowed(address, allowed):
         raise UnsafeURL(
             f"url not allowed: {address} is a private, loopback, multicast or reserved address",
@@ -219,7 +225,9 @@ async def resolve_async(url: str, allowed: Sequence[IPNetwork] = ()) -> Target:
     return _pick(url, scheme, host, port, [str(i[4][0]) for i in infos], allowed, "url")
 
 
-def precheck(url: str, allowed: Sequence[IPNetwork] = (), field: str = "url") -> tuple[str, str, int]:
+def precheck(
+    url: str, allowed: Sequence[IPNetwork] = (), field: str = "url"
+) -> tuple[str, str, int]:
     """Checks that need no DNS: the URL's shape, and its address when the host is (or
     normalises to) an IP literal, which HTTP clients connect to without a resolver.
     Names are checked when connecting (``connectors``)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,8 +26,8 @@ from omnirelay.gateway import repository as gateway_repo
 from omnirelay.gateway import service
 from omnirelay.gateway.models import Device
 from omnirelay.gateway.schemas import MAX_FILE, SendInvalid, StoredFile, parse_send
-from omnirelay.surfaces.gateway import openapi
 from omnirelay.net.ssrf import allowed_networks, validate_url
+from omnirelay.surfaces.gateway import openapi
 
 router = APIRouter()
 Ctx = Annotated[AppContext, Depends(get_context)]
@@ -105,7 +106,9 @@ def _clean(fields: Fields) -> Fields:
 async def _save(upload: UploadFile, ctx: AppContext) -> StoredFile:
     data = await upload.read(MAX_FILE + 1)  # one byte more tells "too big"
     name = Path(upload.filename or "file").name
-    path = Path(ctx.settings.media_dir) / f"{uuid.uuid4().hex}-{name}"
+    # The name on disk is ours: a client's name may be longer than the file system allows.
+    suffix = Path(name).suffix[:16] if Path(name).suffix.isascii() else ""
+    path = Path(ctx.settings.media_dir) / f"{uuid.uuid4().hex}{suffix}"
     if len(data) <= MAX_FILE:
 
         def write() -> None:
@@ -232,9 +235,20 @@ async def send_get(request: Request, ctx: Ctx) -> Response:
         tokens = [str(request.headers.get("authorization"))]
     redirect = str(fields.pop("redirect", "") or "").strip()
     answer = await _send(ctx, fields, None, tokens)
-    if redirect and redirect.lower().startswith(("http://", "https://")):
+    # Redirect only after a send that was taken (valid token, valid input), and only to
+    # an absolute http(s) URL: never an open redirect for anyone holding a link.
+    sent = answer.status_code == 200 and b'"status":true' in bytes(answer.body)
+    if redirect and sent and _redirectable(redirect):
         return RedirectResponse(redirect, status_code=302)
     return answer
+
+
+def _redirectable(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 async def _send(

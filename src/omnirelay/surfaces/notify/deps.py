@@ -11,8 +11,8 @@ from fastapi import Request
 from omnirelay.context import AppContext
 from omnirelay.messaging import errors as e
 from omnirelay.messaging.validation import Rules
-from omnirelay.surfaces.token import Ctx, OrgId
 from omnirelay.net.ssrf import allowed_networks
+from omnirelay.surfaces.token import Ctx, OrgId
 
 __all__ = ["Ctx", "OrgId", "read_json", "rules"]
 

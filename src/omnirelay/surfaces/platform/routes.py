@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from omnirelay.net.ssrf import allowed_networks, validate_url
 from omnirelay.surfaces.platform.deps import Ctx, OrgId
 from omnirelay.webhooks import service as webhooks
-from omnirelay.net.ssrf import allowed_networks, validate_url
 
 router = APIRouter()
 
