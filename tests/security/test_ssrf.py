@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (look-alike characters are what these tests are about)
 """Issue 18, items 1-3: one SSRF guard for every sink, deciding on the host the HTTP
 client will connect to."""
 
@@ -130,9 +131,11 @@ def test_guarded_connector_checks_literals_the_resolver_never_sees() -> None:
 
     async def get(url: str, allowed: str) -> int:
         connector = GuardedConnector(parse_networks(allowed))
-        async with aiohttp.ClientSession(connector=connector) as client:
-            async with client.post(url, data=b"{}") as resp:
-                return resp.status
+        async with (
+            aiohttp.ClientSession(connector=connector) as client,
+            client.post(url, data=b"{}") as resp,
+        ):
+            return resp.status
 
     with Receiver() as receiver:
         for host in ("127.0.0.1", "localhost", "１２７.０.０.１"):
