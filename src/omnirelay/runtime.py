@@ -40,7 +40,11 @@ class Runtime:
 
         from omnirelay.smpp.manager import SessionManager
 
-        self.sessions = SessionManager(db, lease=settings.smpp_session_lease_seconds)
+        self.sessions = SessionManager(
+            db,
+            lease=settings.smpp_session_lease_seconds,
+            allowed_networks=allowed_networks(settings),
+        )
 
         from omnirelay.housekeeping.tasks import Housekeeper
 

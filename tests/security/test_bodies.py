@@ -142,7 +142,9 @@ def _keep_alive(port: int, calls: list[tuple[str, str, bytes, dict[str, str]]]) 
 def test_deep_json_on_every_v3_body_method(live: LiveServer, org: Org, body: bytes) -> None:
     headers = {**org.token, "Content-Type": "application/json"}
     calls = [("POST", f"/v3/{m}", body, headers) for m in V3_BODY_METHODS]
-    for method, (status, answer) in zip(V3_BODY_METHODS, _keep_alive(live.port, calls), strict=True):
+    for method, (status, answer) in zip(
+        V3_BODY_METHODS, _keep_alive(live.port, calls), strict=True
+    ):
         if method in ("balance", "info", "template/show"):  # no body needed
             assert status == 200 and answer["result"] == "success", (method, answer)
         else:
@@ -167,7 +169,10 @@ def test_deep_json_on_the_other_surfaces(live: LiveServer, org: Org) -> None:
         ("POST", "/api/connections", NESTED, {**org.headers(), **json_type}),
     ]
     user, api, api2 = _keep_alive(live.port, calls)
-    assert user == (500, {"result": "error", "code": "invalid_json", "desc": "The body is not valid JSON"})
+    assert user == (
+        500,
+        {"result": "error", "code": "invalid_json", "desc": "The body is not valid JSON"},
+    )
     assert api[0] == 400 and api[1]["code"] == "validation_error"
     assert api2[0] == 400 and api2[1]["code"] == "validation_error"
 
@@ -207,7 +212,10 @@ def test_gateway_send_with_absurd_times(
     from urllib.parse import urlencode
 
     body = urlencode({"target": "6281234567002", "message": "hi", **fields}).encode()
-    headers = {"Authorization": connected.token, "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "Authorization": connected.token,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     [(status, answer)] = _keep_alive(live.port, [("POST", "/send", body, headers)])
     assert (status, answer) == (200, {"reason": "input invalid", "status": False})
 
@@ -218,8 +226,8 @@ def test_gateway_send_with_a_300_character_file_name(
     boundary = "XyZ"
     name = "a" * 296 + ".jpg"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"target\"\r\n\r\n6281234567002\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="target"\r\n\r\n6281234567002\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
         f"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff\xe0data\r\n--{boundary}--\r\n"
     ).encode("latin-1")
     headers = {

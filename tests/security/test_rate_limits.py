@@ -65,7 +65,9 @@ class Caller:
             "v3": lambda c: c.post("/v3/balance", headers=o.token),
             "user": lambda c: c.post("/user/callback/secret", headers=o.token),
             "3.0": lambda c: c.get("/3.0/profiles", headers=self.basic),
-            "gateway": lambda c: c.post("/get-devices", headers={"Authorization": self.account_token}),
+            "gateway": lambda c: c.post(
+                "/get-devices", headers={"Authorization": self.account_token}
+            ),
         }
 
 
@@ -152,9 +154,10 @@ def test_quota_is_shared_by_separate_processes_within_a_lease(
     dbs = [Database(database_url), Database(database_url)]
     passed = 0
     try:
-        with TestClient(create_app(tight, db=dbs[0])) as a, TestClient(
-            create_app(tight, db=dbs[1])
-        ) as b:
+        with (
+            TestClient(create_app(tight, db=dbs[0])) as a,
+            TestClient(create_app(tight, db=dbs[1])) as b,
+        ):
             for i in range(60):
                 c = (a, b)[i % 2]
                 passed += c.post("/v3/balance", headers=caller.org.token).status_code == 200

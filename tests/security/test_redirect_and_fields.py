@@ -81,7 +81,9 @@ def test_otp_number_refuses_unknown_fields(
     client: TestClient, org: Org, db: Database, body: str
 ) -> None:
     headers = {**org.headers(), "Content-Type": "application/json"}
-    set_ = client.put("/api/gateway/otp-number", json={"otp_number": "6281234567001"}, headers=headers)
+    set_ = client.put(
+        "/api/gateway/otp-number", json={"otp_number": "6281234567001"}, headers=headers
+    )
     assert set_.status_code == 200, set_.text
     r = client.put("/api/gateway/otp-number", content=body, headers=headers)
     assert r.status_code == 400 and r.json()["code"] == "validation_error", r.text

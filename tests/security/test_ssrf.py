@@ -220,3 +220,35 @@ def test_check_host_pins_the_address_a_session_connects_to() -> None:
     assert str(check_host("１２７.０.０.１", 2775, parse_networks("127.0.0.0/8"))) == "127.0.0.1"
     with pytest.raises(UnsafeURL):
         check_host("localhost", 2775)
+
+
+def test_smpp_session_is_not_started_for_a_refused_host(db: Database, org: Org) -> None:
+    """A host stored before the guard (or allowed then, refused now) is checked again
+    when the session would start: no runner, no bind credentials sent anywhere."""
+    from omnirelay.connections import service as connections
+    from omnirelay.smpp.manager import SessionManager
+    from omnirelay.testing.fakesmsc import FakeSmsc
+
+    with FakeSmsc() as smsc:
+        with db.transaction() as session:
+            row = connections.create(
+                session,
+                org.id,
+                channel="sms",
+                provider="smpp",
+                name="SMSC",
+                settings={**SMPP, "host": "localhost", "port": smsc.port},
+                senders=["ACME"],
+            )
+            connection_id = row.id
+        refused = SessionManager(db, refresh=3600)
+        refused.refresh()
+        assert connection_id not in refused.runners
+        allowed = SessionManager(db, refresh=3600, allowed_networks=parse_networks("127.0.0.0/8"))
+        allowed.refresh()  # the lease was released: another process may take it
+        try:
+            runner = allowed.runners[connection_id]
+            assert runner.config.host == "127.0.0.1"  # pinned to the checked address
+        finally:
+            for cid in list(allowed.runners):
+                allowed._drop(cid)

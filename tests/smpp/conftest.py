@@ -14,6 +14,7 @@ from sqlalchemy import select
 import omnirelay.tasks  # noqa: F401
 from omnirelay.db import Database
 from omnirelay.messaging.models import Message
+from omnirelay.net.ssrf import parse_networks
 from omnirelay.queue.registry import tasks
 from omnirelay.queue.worker import Worker
 from omnirelay.smpp.manager import SessionManager
@@ -76,7 +77,7 @@ def connect(client: TestClient, org: Org) -> Callable[..., int]:
 
 @pytest.fixture
 def manager(db: Database) -> Iterator[SessionManager]:
-    m = SessionManager(db, refresh=0.2).start()
+    m = SessionManager(db, refresh=0.2, allowed_networks=parse_networks("127.0.0.0/8")).start()
     try:
         yield m
     finally:
