@@ -32,10 +32,6 @@ def add(session: Session, organization_id: str, window_start: int, n: int) -> in
     return int(session.execute(stmt).scalar_one())
 
 
-def increment(session: Session, organization_id: str, window_start: int) -> int:
-    return add(session, organization_id, window_start, 1)
-
-
 def delete_before(session: Session, organization_id: str, window_start: int) -> None:
     session.execute(
         delete(RateLimitCounter).where(
