@@ -106,9 +106,7 @@ def _clean(fields: Fields) -> Fields:
 async def _save(upload: UploadFile, ctx: AppContext) -> StoredFile:
     data = await upload.read(MAX_FILE + 1)  # one byte more tells "too big"
     name = Path(upload.filename or "file").name
-    # The name on disk is ours: a client's name may be longer than the file system allows.
-    suffix = Path(name).suffix[:16] if Path(name).suffix.isascii() else ""
-    path = Path(ctx.settings.media_dir) / f"{uuid.uuid4().hex}{suffix}"
+    path = Path(ctx.settings.media_dir) / _disk_name(name)
     if len(data) <= MAX_FILE:
 
         def write() -> None:
@@ -117,6 +115,20 @@ async def _save(upload: UploadFile, ctx: AppContext) -> StoredFile:
 
         await run_in_threadpool(write)
     return StoredFile(str(path), name, len(data))
+
+
+def _disk_name(name: str) -> str:
+    """``<uuid>-<name>``, the name cut (keeping a short suffix) to what a file system
+    takes (255 bytes): a client's name may be longer."""
+    prefix = f"{uuid.uuid4().hex}-"
+    budget = 255 - len(prefix)
+    if len(name.encode()) <= budget:
+        return prefix + name
+    suffix = Path(name).suffix
+    suffix = suffix if suffix.isascii() and len(suffix) <= 16 else ""
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    cut = stem.encode()[: budget - len(suffix)].decode(errors="ignore")
+    return prefix + cut + suffix
 
 
 Work = Callable[[Session], dict[str, Any] | JSONResponse]
