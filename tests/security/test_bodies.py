@@ -85,9 +85,22 @@ def small(db: Database, settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
+def _basic(db: Database) -> dict[str, str]:
+    import base64
+
+    from omnirelay.tenancy import service as tenancy
+
+    with db.transaction() as session:
+        created = tenancy.create_organization(
+            session, "Calls", admin_email="admin@calls.test", admin_name="A", created_via="cli"
+        )
+    raw = f"{created.credentials['account_sid']}:{created.credentials['auth_token']}"
+    return {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
+
+
 @pytest.mark.parametrize(("path", "shape"), SURFACES)
 def test_chunked_body_cut_off_at_the_limit(
-    small: TestClient, org: Org, path: str, shape: Callable[[Any], bool]
+    small: TestClient, org: Org, db: Database, path: str, shape: Callable[[Any], bool]
 ) -> None:
     sent: list[int] = []
 
@@ -96,7 +109,10 @@ def test_chunked_body_cut_off_at_the_limit(
             sent.append(i)
             yield b" " * 600
 
-    r = small.post(path, content=chunks(), headers={**org.token, "Content-Type": "text/plain"})
+    headers = {**org.headers(), **org.token} if not path.startswith("/api") else org.headers()
+    if path.startswith("/3.0"):  # HTTP Basic: the caller is checked before the body is read
+        headers = _basic(db)
+    r = small.post(path, content=chunks(), headers={**headers, "Content-Type": "text/plain"})
     assert r.status_code == 413
     assert shape(r.json()), r.text
 
@@ -253,3 +269,32 @@ def test_gateway_keeps_a_long_but_legal_file_name(
         files={"file": (name, b"\xff\xd8\xff\xe0data", "image/jpeg")},
     )
     assert r.json()["status"] is True, r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/v3/message/sendSMS", "Authorization: Token 00000000-0000-0000-0000-000000000000\r\n"),
+        ("/v3/balance", ""),
+        ("/3.0/callback", "Authorization: Basic QUM6eA==\r\n"),
+    ],
+)
+def test_a_strangers_body_is_never_read(live: LiveServer, path: str, headers: str) -> None:
+    """1,000 bytes announced, none sent, wrong or no credentials: the refusal comes at
+    once (a server that read the body first would wait for it, and this would time out)."""
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    ).encode()
+    status, _, _ = _raw(live.port, request)
+    assert status == 401
+
+
+def test_nul_in_the_body_is_still_refused_after_the_caller_is_known(
+    client: TestClient, org: Org
+) -> None:
+    body = '{"sender": "SANDBOX", "phone": "79161234567", "text": "a\\u0000b"}'
+    r = client.post("/v3/message/sendSMS", content=body, headers=org.token)
+    assert r.status_code == 400 and "NUL" in r.json()["desc"], r.text
+    r = client.post("/v3/message/sendSMS", content=body, headers={"Authorization": "Token x"})
+    assert r.status_code == 401  # a stranger learns nothing about the body

@@ -5,8 +5,10 @@ hygiene, and the rate-limit headers on every answer.
   once when ``Content-Length`` says so, before a byte is read; while streaming otherwise
   (chunked bodies), as soon as the count passes the limit.
 - Bodies are read only when the surface asks for them, so a route that checks the caller
-  first never reads a stranger's body. Multipart bodies (uploads) are streamed to the
-  surface under their own, larger limit; other bodies are handed over whole.
+  first never reads a stranger's body (on ``/v3`` and ``/3.0`` the NUL check of the body
+  runs here, when it is read, instead of before the route). Multipart bodies (uploads)
+  are streamed to the surface under their own, larger limit; other bodies are handed
+  over whole.
 - A JSON body nested deeper than ``MAX_DEPTH``, with a string longer than the string
   limit, or with an unpaired surrogate escape (``"\\udc80"``) is handed to the surface
   as a body that is not JSON, so it gets the surface's documented "invalid JSON"
@@ -25,6 +27,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from omnirelay.ratelimit.limiter import Decision, headers
+from omnirelay.surfaces.guards import check_body_nul
 
 MAX_DEPTH = 64
 NOT_JSON = b"{"  # what a refused JSON body becomes: every surface refuses it as invalid JSON
@@ -112,6 +115,10 @@ def _gateway(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]
     return status, {"reason": message, "status": False}
 
 
+# Surfaces whose routes read their body by hand after the caller is known: the guard
+# checks it for NUL when it is read (their app-level guard checks only path and headers).
+CHECK_NUL_ON_READ = ("/v3", "/3.0")
+
 SHAPES: dict[str, Shape] = {
     "/api": _admin,
     "/v3": _notify,
@@ -158,6 +165,7 @@ class SurfaceGuard:
         self.app = app
         self.prefix = prefix
         self.shape = SHAPES.get(prefix, _platform)
+        self.check_nul = prefix in CHECK_NUL_ON_READ
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -232,6 +240,8 @@ class SurfaceGuard:
                     break
             delivered = True
             body = b"".join(chunks)
+            if self.check_nul:
+                check_body_nul(body, ctype)  # InvalidInput: the surface's own refusal
             head = body[:64].lstrip()[:1]
             form = ctype.startswith("application/x-www-form-urlencoded")
             if head in (b"{", b"[") and not form and json_problem(body, max_string):
