@@ -598,6 +598,7 @@ async def _run(args: argparse.Namespace, db: Database, logdir: Path) -> bool:
         **os.environ,
         "OMNIRELAY_DATABASE_URL": db.url,
         "OMNIRELAY_LOG_LEVEL": "WARNING",
+        "OMNIRELAY_RATE_LIMIT_REQUESTS": "1000000000",  # load, not the per-org limit
         "OMNIRELAY_WORKER_POLL_INTERVAL": "0.5",
         "OMNIRELAY_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         # The default lease (300 s) is how long a killed worker's jobs wait before another

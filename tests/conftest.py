@@ -110,7 +110,13 @@ class Org:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, rate_limit_requests=10_000)
+    # Limits high enough that no test meets them unless it means to (tests/security).
+    return Settings(
+        database_url=database_url,
+        rate_limit_requests=10_000,
+        rate_limit_anonymous_requests=10_000,
+        rate_limit_otp_requests=10_000,
+    )
 
 
 @pytest.fixture

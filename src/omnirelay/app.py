@@ -66,6 +66,7 @@ def create_app(
             yield
         finally:
             ctx.accepts.stop()  # commits what is queued before the database goes
+            ctx.limiter.stop()
             if runtime is not None:
                 runtime.stop()
 

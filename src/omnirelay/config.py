@@ -47,9 +47,25 @@ class Settings(BaseSettings):
     # Rate limiting per subscription (seed 000): requests per window.
     rate_limit_requests: int = 1000
     rate_limit_window_seconds: int = 60
+    # Per IP address and window, in each process: calls whose credentials fail, and the
+    # gateway's OTP requests (/delete-device). Past them: 429 (docs/security.md).
+    rate_limit_anonymous_requests: int = 60
+    rate_limit_otp_requests: int = 10
+
+    # Request bodies (docs/security.md): larger ones get 413 before they are read.
+    # max_body_bytes: every body but multipart; max_upload_bytes: multipart (uploads,
+    # streamed); max_json_string_bytes: the longest string in a JSON body.
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_upload_bytes: int = 32 * 1024 * 1024
+    max_json_string_bytes: int = 256 * 1024
+
+    # Networks every outgoing connection a tenant can aim may reach although private
+    # (webhooks, report URLs, provider base URLs, SMPP hosts): e.g. "10.20.0.0/16" for a
+    # private SMSC, "127.0.0.0/8,::1/128" for local testing (docs/security.md).
+    allowed_networks: str = ""
 
     # Webhook delivery.
-    webhook_allowed_networks: str = ""  # e.g. "127.0.0.0/8,::1/128" for local testing
+    webhook_allowed_networks: str = ""  # older name: adds to allowed_networks
     webhook_timeout_seconds: float = 15.0
     webhook_concurrency: int = 256
     webhook_per_url_concurrency: int = 64

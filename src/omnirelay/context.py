@@ -13,8 +13,9 @@ from omnirelay.config import Settings
 from omnirelay.db import Database, utcnow
 from omnirelay.messaging.batcher import AcceptBatcher
 from omnirelay.messaging.validation import Rules
+from omnirelay.net.ssrf import allowed_networks
+from omnirelay.ratelimit.limiter import Limiter, LocalLimiter
 from omnirelay.tenancy.cache import ApiTokenCache
-from omnirelay.webhooks.ssrf import parse_networks
 
 
 @dataclass
@@ -27,6 +28,10 @@ class AppContext:
     tokens: ApiTokenCache = field(init=False)
     # What the send bodies are checked against (the same for every request).
     rules: Rules = field(init=False)
+    # Rate limits (ADR 22): organizations' quota leased from the shared counter; per-IP
+    # budgets of callers not (yet) known, in this process.
+    limiter: Limiter = field(init=False)
+    ip_limiter: LocalLimiter = field(init=False)
     # The surfaces' clock where a seed has timers (the gateway's OTP); tests replace it.
     clock: Callable[[], datetime] = utcnow
 
@@ -40,8 +45,13 @@ class AppContext:
         self.tokens = ApiTokenCache(self.db, ttl=self.settings.credential_cache_seconds)
         self.rules = Rules(
             default_region=self.settings.default_phone_region or None,
-            allowed_networks=parse_networks(self.settings.webhook_allowed_networks),
+            allowed_networks=allowed_networks(self.settings),
         )
+        window = self.settings.rate_limit_window_seconds
+        self.limiter = Limiter(
+            self.db, default_limit=self.settings.rate_limit_requests, window=window
+        )
+        self.ip_limiter = LocalLimiter(window=window)
 
 
 def get_context(request: Request) -> AppContext:

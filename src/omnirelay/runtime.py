@@ -7,8 +7,8 @@ import logging
 
 from omnirelay.config import Settings
 from omnirelay.db import Database
+from omnirelay.net.ssrf import allowed_networks
 from omnirelay.webhooks.deliverer import Deliverer
-from omnirelay.webhooks.ssrf import parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class Runtime:
         )
         self.deliverer = Deliverer(
             db,
-            allowed_networks=parse_networks(settings.webhook_allowed_networks),
+            allowed_networks=allowed_networks(settings),
             concurrency=settings.webhook_concurrency,
             per_url=settings.webhook_per_url_concurrency,
             timeout=settings.webhook_timeout_seconds,
@@ -40,7 +40,11 @@ class Runtime:
 
         from omnirelay.smpp.manager import SessionManager
 
-        self.sessions = SessionManager(db, lease=settings.smpp_session_lease_seconds)
+        self.sessions = SessionManager(
+            db,
+            lease=settings.smpp_session_lease_seconds,
+            allowed_networks=allowed_networks(settings),
+        )
 
         from omnirelay.drain import Drain
         from omnirelay.messaging.dispatch import DispatchStep

@@ -1,4 +1,5 @@
-"""Rate limiting per subscription: 429 with Retry-After, shared across processes."""
+"""Rate limiting per subscription: 429 with Retry-After, shared across processes within
+one lease (ADR 22; the other surfaces: tests/security/test_rate_limits.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from fastapi.testclient import TestClient
 from omnirelay.app import create_app
 from omnirelay.config import Settings
 from omnirelay.db import Database
+from omnirelay.ratelimit.limiter import credit_for
 from tests.conftest import Org
+from tests.webhooks.conftest import wait_for
 
 WINDOW = 1_000_000
 
@@ -30,10 +33,17 @@ def limited_client(db: Database, limited: Settings) -> Iterator[TestClient]:
         yield c
 
 
+def _get(c: TestClient, headers: dict[str, str]) -> int:
+    """One call, then wait for the limiter's lease (calls that are not simultaneous)."""
+    code = c.get("/api/me", headers=headers).status_code
+    wait_for(c.app.state.ctx.limiter.settled)  # type: ignore[attr-defined]
+    return code
+
+
 def test_429_with_retry_after(
     limited_client: TestClient, org: Org, make_org: Callable[..., Org]
 ) -> None:
-    codes = [limited_client.get("/api/me", headers=org.headers()).status_code for _ in range(5)]
+    codes = [_get(limited_client, org.headers()) for _ in range(5)]
     assert codes == [200] * 5
     r = limited_client.get("/api/me", headers=org.headers())
     assert r.status_code == 429
@@ -49,10 +59,11 @@ def test_429_with_retry_after(
 
 
 def test_remaining_header_counts_down(limited_client: TestClient, org: Org) -> None:
-    seen = [
-        int(limited_client.get("/api/me", headers=org.headers()).headers["X-RateLimit-Remaining"])
-        for _ in range(3)
-    ]
+    seen = []
+    for _ in range(3):
+        r = limited_client.get("/api/me", headers=org.headers())
+        seen.append(int(r.headers["X-RateLimit-Remaining"]))
+        wait_for(limited_client.app.state.ctx.limiter.settled)  # type: ignore[attr-defined]
     assert seen == [4, 3, 2]
 
 
@@ -63,7 +74,7 @@ def test_per_organization_override(limited_client: TestClient, org: Org, db: Dat
         row = session.get(Organization, org.id)
         assert row is not None
         row.rate_limit_requests = 2
-    codes = [limited_client.get("/api/me", headers=org.headers()).status_code for _ in range(3)]
+    codes = [_get(limited_client, org.headers()) for _ in range(3)]
     assert codes == [200, 200, 429]
 
 
@@ -71,7 +82,8 @@ def test_limit_is_shared_by_separate_processes(
     database_url: str, limited: Settings, org: Org
 ) -> None:
     """Two app instances, each with its own engine and pool (as two processes would have),
-    hammered concurrently: exactly `limit` calls pass in total."""
+    hammered concurrently: at least `limit` calls pass in total, and at most one credit
+    more per process (quota is leased ahead, so a request never waits on the database)."""
     limit = 20
     settings = limited.model_copy(update={"rate_limit_requests": limit})
     dbs = [Database(database_url), Database(database_url)]
@@ -95,5 +107,5 @@ def test_limit_is_shared_by_separate_processes(
         for d in dbs:
             d.dispose()
     assert len(statuses) == 60
-    assert statuses.count(200) == limit
-    assert statuses.count(429) == 60 - limit
+    assert limit <= statuses.count(200) <= limit + 2 * credit_for(limit)
+    assert statuses.count(200) + statuses.count(429) == 60

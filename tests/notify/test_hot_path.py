@@ -131,9 +131,10 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(
 
 def test_an_anonymous_body_is_not_read(client: TestClient, db: Database) -> None:
     # Refused on its headers: an unauthenticated client cannot make the server read
-    # (or hold in memory) a large body; the 401 comes before the 413.
+    # (or hold in memory) a body: too large by its Content-Length, or not authenticated.
     big = {**SMS, "text": "x" * (MAX_BODY * 4)}
-    answer = client.post("/v3/message/sendSMS", json=big)
+    assert client.post("/v3/message/sendSMS", json=big).status_code == 413
+    answer = client.post("/v3/message/sendSMS", json=SMS)
     assert answer.status_code == 401
     assert answer.json() == {
         "result": "error",

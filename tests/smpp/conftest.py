@@ -14,6 +14,7 @@ from sqlalchemy import select
 import omnirelay.tasks  # noqa: F401
 from omnirelay.db import Database
 from omnirelay.messaging.models import Message
+from omnirelay.net.ssrf import parse_networks
 from omnirelay.smpp.manager import SessionManager
 from tests.conftest import Org
 from tests.pipeline import Pipeline
@@ -75,7 +76,7 @@ def connect(client: TestClient, org: Org) -> Callable[..., int]:
 
 @pytest.fixture
 def manager(db: Database) -> Iterator[SessionManager]:
-    m = SessionManager(db, refresh=0.2).start()
+    m = SessionManager(db, refresh=0.2, allowed_networks=parse_networks("127.0.0.0/8")).start()
     try:
         yield m
     finally:

@@ -115,9 +115,12 @@ def test_throughput_limit_spaces_submits(fake, connect, manager, send, pump, sta
 
 
 def test_shutdown_unbinds(fake, connect, db, send, pump, status):
+    from omnirelay.net.ssrf import parse_networks
     from omnirelay.smpp.manager import SessionManager
 
-    manager = SessionManager(db, refresh=0.2).start()
+    manager = SessionManager(
+        db, refresh=0.2, allowed_networks=parse_networks("127.0.0.0/8")
+    ).start()
     connect(fake.port)
     mid = send("hi")
     pump(lambda: status(mid) == "delivered")

@@ -16,6 +16,8 @@ def _drop_nulls(data: Any, keep: frozenset[str] = frozenset()) -> Any:
 
 
 class Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     status: Literal["active", "inactive"] = "active"
     day_of_week: list[int] = Field(description="0 = Monday ... 6 = Sunday")
     start_time: list[str] = Field(examples=[["09:00"]])

@@ -35,7 +35,7 @@ from omnirelay.channels.base import (
     SendResult,
     register,
 )
-from omnirelay.webhooks.ssrf import IPNetwork, UnsafeURL, parse_networks, resolve
+from omnirelay.net.ssrf import IPNetwork, UnsafeURL, allowed_networks, resolve
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v21.0"
@@ -308,7 +308,7 @@ class CloudAdapter:
         if self.allowed_networks is None:
             from omnirelay.config import get_settings
 
-            self.allowed_networks = parse_networks(get_settings().webhook_allowed_networks)
+            self.allowed_networks = allowed_networks(get_settings())
         return self.allowed_networks
 
     def _endpoint(self, config: CloudConfig, path: str) -> _Endpoint:

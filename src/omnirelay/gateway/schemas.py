@@ -15,6 +15,10 @@ MAX_MESSAGE = 60_000
 MAX_FILE = 4 * 1024 * 1024
 MAX_TARGETS = 1000
 MAX_DATA = 100  # requests in one ``data`` batch
+# Times as Unix seconds: past these a date overflows (year 9999), which is a refusal.
+MAX_EPOCH = 253_402_300_799
+MAX_FOLLOWUP = 10 * 365 * 86400
+MAX_FILENAME = 255  # characters of a file's name (the disk name is ours: see the surface)
 FILE_TYPES = {
     "jpg", "jpeg", "png", "gif", "webp",  # images
     "mp4", "3gp", "mov",  # video
@@ -217,6 +221,10 @@ def _one(
         raise SendInvalid("input invalid")
     url = _url(_str(fields, "url"), check_url)
     filename = _str(fields, "filename").strip() or None
+    if len(filename or "") > MAX_FILENAME or (
+        file is not None and len(file.filename) > MAX_FILENAME
+    ):
+        raise SendInvalid("input invalid")
     if file is not None:
         ext = file.filename.rsplit(".", 1)[-1].lower() if "." in file.filename else ""
         if ext not in FILE_TYPES:
@@ -230,17 +238,15 @@ def _one(
     schedule_raw = _str(fields, "schedule").strip()
     at = now
     if schedule_raw and schedule_raw != "0":
-        if not schedule_raw.isdigit():
-            raise SendInvalid("input invalid")
-        at = max(now, datetime.fromtimestamp(int(schedule_raw), UTC))
+        at = max(now, datetime.fromtimestamp(_seconds(schedule_raw, MAX_EPOCH), UTC))
     followup = _str(fields, "followup").strip()
     if followup and followup != "0":
-        if not followup.isdigit():
+        at += timedelta(seconds=_seconds(followup, MAX_FOLLOWUP))
+        if at.timestamp() > MAX_EPOCH:
             raise SendInvalid("input invalid")
-        at += timedelta(seconds=int(followup))
     duration = _str(fields, "duration").strip()
-    if duration and not duration.isdigit():
-        raise SendInvalid("input invalid")
+    if duration:
+        _seconds(duration, 2**31 - 1)  # an integer column
     delay = _delays(_str(fields, "delay"), rng)
     extra: dict[str, Any] = {
         "url": url,
@@ -282,3 +288,10 @@ def _one(
     if not items:
         raise SendInvalid("target invalid")
     return items
+
+
+def _seconds(raw: str, most: int) -> int:
+    """A count of seconds given as ASCII digits, at most ``most``."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or int(raw) > most:
+        raise SendInvalid("input invalid")
+    return int(raw)

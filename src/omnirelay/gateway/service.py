@@ -31,10 +31,10 @@ from omnirelay.messaging import pipeline
 from omnirelay.messaging import service as messaging
 from omnirelay.messaging.service import DISPATCH_CHANNEL
 from omnirelay.messaging.validation import Draft, StepDraft
+from omnirelay.net.ssrf import validate_url
 from omnirelay.queue import enqueue
 from omnirelay.security import hash_secret
 from omnirelay.webhooks import service as webhooks
-from omnirelay.webhooks.ssrf import validate_url
 
 FREE_DEVICES = 10  # per account
 FREE_QUOTA = 1000  # messages a new free device may send

@@ -13,8 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 from omnirelay.messaging import errors as e
+from omnirelay.net.ssrf import IPNetwork, precheck
 from omnirelay.phones import InvalidPhone, parse_phone
-from omnirelay.webhooks.ssrf import IPNetwork, precheck
 
 CHANNELS = ("sms", "viber", "vk", "telegram")
 # channel -> (min ttl, max ttl, default ttl); seed 001 and the wire notes.

@@ -9,11 +9,14 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from omnirelay.channels.smpp.config import SmppConfig
 from omnirelay.db import Database, utcnow
 from omnirelay.messaging.sessions import NOTIFY_CHANNEL
+from omnirelay.net.ssrf import IPNetwork, UnsafeURL, check_host
 from omnirelay.smpp import repository as repo
 from omnirelay.smpp.runner import ConnectionRunner
 from omnirelay.wakeup import Listener
@@ -31,8 +34,14 @@ class SessionManager:
         owner: str | None = None,
         refresh: float = REFRESH,
         lease: float = LEASE,
+        allowed_networks: Sequence[IPNetwork] = (),
     ) -> None:
         self.db = db
+        # The SSRF guard: a tenant's SMSC host is checked again when its session starts,
+        # and the session connects to the checked address (docs/security.md).
+        self.allowed = tuple(allowed_networks)
+        self._configs: dict[int, SmppConfig] = {}  # as stored, before the host was pinned
+        self._refused: dict[int, str] = {}
         self.refresh_every = refresh
         # Renewed every ``refresh``: a lease shorter than a few renewals could lapse under
         # a live owner, and two processes would bind the same account.
@@ -95,17 +104,39 @@ class SessionManager:
                     wanted[row.id] = (row.organization_id, config)
         for connection_id in list(self.runners):
             runner = self.runners[connection_id]
-            if connection_id not in wanted or wanted[connection_id][1] != runner.config:
+            if connection_id not in wanted or wanted[connection_id][1] != self._configs.get(
+                connection_id
+            ):
                 self._drop(connection_id)
         for connection_id, (organization_id, config) in wanted.items():
             if connection_id not in self.runners:
+                pinned = self._pin(connection_id, config)  # DNS: no transaction is open
+                if pinned is None:
+                    with self.db.transaction() as session:
+                        repo.release(session, connection_id, self.owner)
+                    continue
+                self._configs[connection_id] = config
                 runner = ConnectionRunner(
-                    self.db, connection_id, organization_id, config, self.owner
+                    self.db, connection_id, organization_id, pinned, self.owner
                 )
                 runner.start()
                 self.runners[connection_id] = runner
 
+    def _pin(self, connection_id: int, config: SmppConfig) -> SmppConfig | None:
+        """The config with its host replaced by the address the guard checked, or None
+        when the host is not allowed (logged once per reason)."""
+        try:
+            address = check_host(config.host, config.port, self.allowed)
+        except UnsafeURL as exc:
+            if self._refused.get(connection_id) != exc.message:
+                self._refused[connection_id] = exc.message
+                log.warning("SMPP connection %s: host refused: %s", connection_id, exc.message)
+            return None
+        self._refused.pop(connection_id, None)
+        return replace(config, host=str(address))
+
     def _drop(self, connection_id: int) -> None:
+        self._configs.pop(connection_id, None)
         runner = self.runners.pop(connection_id)
         try:
             runner.stop()

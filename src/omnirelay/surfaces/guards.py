@@ -20,8 +20,8 @@ def _nul(where: str) -> InvalidInput:
     )
 
 
-async def reject_nul(request: Request) -> None:
-    """Refuse a NUL character anywhere in the request, on every engine.
+async def reject_nul_head(request: Request) -> None:
+    """Refuse a NUL character in the path, query or headers, on every engine.
 
     PostgreSQL text cannot hold one: it would fail in the database instead, as a 5xx, and
     on the send path it would fail the whole group-commit batch, other requests included.
@@ -32,10 +32,12 @@ async def reject_nul(request: Request) -> None:
         raise _nul("in the query")
     if any(b"\x00" in value for _, value in request.scope["headers"]):
         raise _nul("in a header")
-    body = await request.body()  # cached: the route reads it again for free
+
+
+def check_body_nul(body: bytes, content_type: str) -> None:
+    """The same refusal for a NUL in the body (InvalidInput)."""
     if not body:
         return
-    content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/x-www-form-urlencoded"):
         found = b"%00" in body or b"\x00" in body
     elif content_type.startswith("multipart/"):
@@ -44,6 +46,15 @@ async def reject_nul(request: Request) -> None:
         found = _JSON_NUL.search(body) is not None
     if found:
         raise _nul("in the body")
+
+
+async def reject_nul(request: Request) -> None:
+    """``reject_nul_head`` and the body. Surfaces whose routes read their body after the
+    caller is known use ``reject_nul_head`` and let the surface guard check the body when
+    it is read (``surfaces.limits``), so a stranger's body is never read."""
+    await reject_nul_head(request)
+    body = await request.body()  # cached: the route reads it again for free
+    check_body_nul(body, request.headers.get("content-type", ""))
 
 
 JSON_NUL = _JSON_NUL  # the /v3 hot path (surfaces/notify/hot.py) checks bodies with it too

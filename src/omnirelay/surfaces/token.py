@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from omnirelay.context import AppContext, get_context
+from omnirelay.errors import Unauthorized
+from omnirelay.surfaces.ratelimits import enforce, refused_anonymous
 
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
 async def organization(
+    request: Request,
     ctx: Ctx,
     authorization: Annotated[
         str | None, Header(description="Token xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
@@ -19,7 +22,12 @@ async def organization(
 ) -> str:
     # On the event loop, no thread: the process's cache answers; a miss reads the token
     # through a read session (on SQLite it never waits for the write lock).
-    return ctx.tokens.organization(authorization)
+    try:
+        organization_id = ctx.tokens.organization(authorization)
+    except Unauthorized as exc:
+        raise refused_anonymous(request, ctx, exc) from None
+    enforce(request, ctx, organization_id)
+    return organization_id
 
 
 OrgId = Annotated[str, Depends(organization)]

@@ -91,6 +91,7 @@ class Omnirelay:
             **os.environ,
             "OMNIRELAY_DATABASE_URL": database_url,
             "OMNIRELAY_LOG_LEVEL": "WARNING",
+            "OMNIRELAY_RATE_LIMIT_REQUESTS": "1000000000",  # load, not the per-org limit
             "OMNIRELAY_WORKER_POLL_INTERVAL": "0.5",
             **env,
         }

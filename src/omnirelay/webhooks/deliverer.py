@@ -24,12 +24,13 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from omnirelay.db import Database, utcnow
+from omnirelay.net.connectors import GuardedConnector
 from omnirelay.wakeup import Listener
 from omnirelay.webhooks import repository as repo
 from omnirelay.webhooks import service, signing
 from omnirelay.webhooks.delivery import classify, next_delay
 from omnirelay.webhooks.models import WebhookEvent, WebhookSettings
-from omnirelay.webhooks.ssrf import GuardedResolver, IPNetwork, UnsafeURL, precheck
+from omnirelay.webhooks.ssrf import IPNetwork, UnsafeURL, precheck
 
 log = logging.getLogger(__name__)
 USER_AGENT = "omnirelay-webhooks/1"
@@ -112,11 +113,10 @@ class Deliverer:
         self._loop = asyncio.get_running_loop()
         self._stop, self._wake = asyncio.Event(), asyncio.Event()
         listener = Listener(self.db, service.NOTIFY_CHANNEL, self.wake).start()
-        connector = aiohttp.TCPConnector(
-            limit=self.concurrency,
-            limit_per_host=0,
-            resolver=GuardedResolver(self.allowed),
-            ttl_dns_cache=10,
+        # Every peer through the one SSRF guard: names by its resolver, address literals
+        # (which aiohttp connects to without resolving) checked by the connector itself.
+        connector = GuardedConnector(
+            self.allowed, limit=self.concurrency, limit_per_host=0, ttl_dns_cache=10
         )
         async with aiohttp.ClientSession(
             connector=connector,
@@ -294,7 +294,7 @@ class Deliverer:
         )
 
     async def _post(self, job: Job) -> tuple[int, CIMultiDictProxy[str]]:
-        precheck(job.url, self.allowed)  # names are checked by the GuardedResolver
+        precheck(job.url, self.allowed)  # and every address again by the GuardedConnector
         headers = signing.headers(job.secrets, job.id, int(time.time()), job.body)
         headers |= {"content-type": "application/json", "user-agent": USER_AGENT}
         assert self._client is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from omnirelay.connections import service
@@ -14,6 +16,8 @@ from omnirelay.connections.schemas import (
     SessionStatus,
     masked,
 )
+from omnirelay.context import AppContext
+from omnirelay.net.ssrf import allowed_networks, check_host
 from omnirelay.surfaces.admin.deps import Caller, Ctx, RowId
 from omnirelay.tenancy.auth import require_admin
 
@@ -26,10 +30,23 @@ def _out(row: ChannelConnection) -> ConnectionOut:
     return out
 
 
+def _guard_host(ctx: AppContext, provider: str, settings: dict[str, Any] | None) -> None:
+    """The SSRF guard over a session provider's server (an SMPP ``host``): resolved and
+    checked before the transaction opens (DNS is a network call); the session checks it
+    again when it connects."""
+    host = (settings or {}).get("host")
+    if provider != "smpp" or host in (None, "", "***"):
+        return
+    port = (settings or {}).get("port")
+    port = port if isinstance(port, int) and 0 < port < 65536 else 0
+    check_host(str(host), port, allowed_networks(ctx.settings), field="settings.host")
+
+
 @router.post("", response_model=ConnectionOut, status_code=201)
 def create(ctx: Ctx, caller: Caller, body: ConnectionCreate) -> ConnectionOut:
     """Connect a channel through a provider (`sandbox` for sms, viber, vk, telegram)."""
     require_admin(caller)
+    _guard_host(ctx, body.provider, body.settings)
     with ctx.db.transaction() as session:
         return _out(service.create(session, caller.organization_id, **body.model_dump()))
 
@@ -57,6 +74,10 @@ def update(ctx: Ctx, caller: Caller, connection_id: RowId, body: ConnectionUpdat
     """Change name, settings (masked secrets sent back as `***` stay as they are),
     senders, active, templates_only."""
     require_admin(caller)
+    if body.settings is not None and body.settings.get("host") not in (None, "", "***"):
+        with ctx.db.read() as session:
+            provider = service.get(session, caller.organization_id, connection_id).provider
+        _guard_host(ctx, provider, body.settings)
     with ctx.db.transaction() as session:
         row = service.update(
             session, caller.organization_id, connection_id, body.model_dump(exclude_unset=True)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Query, Request, Response
+from fastapi import Depends, Header, Path, Query, Request
 
 from omnirelay.context import AppContext, get_context
-from omnirelay.errors import DomainError, RateLimited
-from omnirelay.ratelimit import service as ratelimit
-from omnirelay.tenancy import repository as tenancy_repo
+from omnirelay.errors import DomainError, Unauthorized
+from omnirelay.surfaces.ratelimits import enforce, refused_anonymous
 from omnirelay.tenancy.auth import Identity, authenticate, find_subscription, require_user
 
 Ctx = Annotated[AppContext, Depends(get_context)]
@@ -17,7 +16,6 @@ Ctx = Annotated[AppContext, Depends(get_context)]
 
 def identity(
     request: Request,
-    response: Response,
     ctx: Ctx,
     subscription_key: Annotated[
         str | None, Header(alias="Ocp-Apim-Subscription-Key", description="Subscription key")
@@ -30,25 +28,18 @@ def identity(
         Header(alias="impersonatedUserExternalId", description="externalId of a user to act as"),
     ] = None,
 ) -> Identity:
-    settings = ctx.settings
     failure: DomainError | None = None
     with ctx.db.transaction() as session:
-        organization_id = find_subscription(session, subscription_key)
-        org = tenancy_repo.get_organization(session, organization_id)
-        limit = (org.rate_limit_requests if org else None) or settings.rate_limit_requests
-        decision = ratelimit.hit(
-            session, organization_id, limit=limit, window=settings.rate_limit_window_seconds
-        )
-        if decision.allowed:
-            try:
-                who = authenticate(session, organization_id, authorization, impersonated)
-            except DomainError as exc:
-                # Commit the counter anyway: refused calls count against the subscription.
-                failure = exc
-    response.headers["X-RateLimit-Limit"] = str(decision.limit)
-    response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
-    if not decision.allowed:
-        raise RateLimited(decision.retry_after)
+        try:
+            organization_id = find_subscription(session, subscription_key)
+        except Unauthorized as exc:
+            raise refused_anonymous(request, ctx, exc) from None
+        # Spent before the token is checked: refused calls count against the subscription.
+        enforce(request, ctx, organization_id)
+        try:
+            who = authenticate(session, organization_id, authorization, impersonated)
+        except DomainError as exc:
+            failure = exc
     if failure is not None:
         raise failure
     request.state.identity = who

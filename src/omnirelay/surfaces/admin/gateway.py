@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from omnirelay.db import utcnow
 from omnirelay.errors import NotFound
@@ -23,10 +23,14 @@ DeviceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class OtpNumberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # /api refuses unknown fields
+
     otp_number: str | None = Field(default=None, pattern=r"^\d{8,15}$")
 
 
 class DriverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # /api refuses unknown fields
+
     provider: str = Field(description="wa_sandbox or whatsapp_cloud")
     settings: dict[str, Any] = Field(default_factory=dict)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from omnirelay.billing import service as billing
 from omnirelay.messaging import service
@@ -97,10 +97,14 @@ class BalanceOut(BaseModel):
 
 
 class TopUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # /api refuses unknown fields
+
     amount: str = Field(pattern=r"^-?\d{1,10}(\.\d{1,4})?$", examples=["100.00"])
 
 
 class PriceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # /api refuses unknown fields
+
     amount: str = Field(pattern=r"^\d{1,10}(\.\d{1,4})?$", examples=["0.05"])
 
 
@@ -141,6 +145,8 @@ def set_price(
 
 
 class Moderation(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # /api refuses unknown fields
+
     status: str
     comment: str | None = Field(default=None, max_length=1000)
 

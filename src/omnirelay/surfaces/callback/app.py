@@ -9,7 +9,7 @@ from omnirelay import __version__
 from omnirelay.context import AppContext
 from omnirelay.surfaces.callback import envelope, optins
 from omnirelay.surfaces.callback.routes import router
-from omnirelay.surfaces.guards import reject_nul
+from omnirelay.surfaces.guards import reject_nul_head
 
 
 class StripJsonSuffix:
@@ -41,7 +41,7 @@ def create_callback_app(ctx: AppContext) -> ASGIApp:
         openapi_url="/openapi",  # reached as /3.0/openapi.json: the suffix is stripped
         docs_url="/docs",
         redoc_url=None,
-        dependencies=[Depends(reject_nul)],
+        dependencies=[Depends(reject_nul_head)],  # the body: when read (surfaces.limits)
     )
     app.state.ctx = ctx
     envelope.install(app)

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from omnirelay.errors import DomainError, Unauthorized
+from omnirelay.errors import DomainError, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     if isinstance(exc, Unauthorized):
         return failure(exc.message, 401, **{"WWW-Authenticate": 'Basic realm="omnirelay"'})
+    if isinstance(exc, RateLimited):  # its own status; Retry-After: the surface guard
+        return failure(exc.message, 429)
     return failure(exc.message)
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from omnirelay import __version__
 from omnirelay.context import AppContext
+from omnirelay.errors import RateLimited
+from omnirelay.surfaces.gateway.limits import gateway_limit
 from omnirelay.surfaces.gateway.routes import router
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,11 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
         return refused("method not allowed", status=405)
     # Anything else (a body that does not parse, ...) is a refusal: HTTP 200, as the seed's.
     return refused("input invalid")
+
+
+async def _rate_limited(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)  # headers: the surface guard adds them
+    return refused("rate limit exceeded", status=429)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -51,8 +58,10 @@ def create_gateway_app(ctx: AppContext) -> FastAPI:
         openapi_url="/gateway/openapi.json",
         docs_url="/gateway/docs",
         redoc_url=None,
+        dependencies=[Depends(gateway_limit)],
     )
     app.state.ctx = ctx
+    app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(router)

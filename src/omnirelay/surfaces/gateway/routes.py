@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,8 +26,8 @@ from omnirelay.gateway import repository as gateway_repo
 from omnirelay.gateway import service
 from omnirelay.gateway.models import Device
 from omnirelay.gateway.schemas import MAX_FILE, SendInvalid, StoredFile, parse_send
+from omnirelay.net.ssrf import allowed_networks, validate_url
 from omnirelay.surfaces.gateway import openapi
-from omnirelay.webhooks.ssrf import parse_networks, validate_url
 
 router = APIRouter()
 Ctx = Annotated[AppContext, Depends(get_context)]
@@ -105,7 +106,7 @@ def _clean(fields: Fields) -> Fields:
 async def _save(upload: UploadFile, ctx: AppContext) -> StoredFile:
     data = await upload.read(MAX_FILE + 1)  # one byte more tells "too big"
     name = Path(upload.filename or "file").name
-    path = Path(ctx.settings.media_dir) / f"{uuid.uuid4().hex}-{name}"
+    path = Path(ctx.settings.media_dir) / _disk_name(name)
     if len(data) <= MAX_FILE:
 
         def write() -> None:
@@ -114,6 +115,20 @@ async def _save(upload: UploadFile, ctx: AppContext) -> StoredFile:
 
         await run_in_threadpool(write)
     return StoredFile(str(path), name, len(data))
+
+
+def _disk_name(name: str) -> str:
+    """``<uuid>-<name>``, the name cut (keeping a short suffix) to what a file system
+    takes (255 bytes): a client's name may be longer."""
+    prefix = f"{uuid.uuid4().hex}-"
+    budget = 255 - len(prefix)
+    if len(name.encode()) <= budget:
+        return prefix + name
+    suffix = Path(name).suffix
+    suffix = suffix if suffix.isascii() and len(suffix) <= 16 else ""
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    cut = stem.encode()[: budget - len(suffix)].decode(errors="ignore")
+    return prefix + cut + suffix
 
 
 Work = Callable[[Session], dict[str, Any] | JSONResponse]
@@ -232,15 +247,26 @@ async def send_get(request: Request, ctx: Ctx) -> Response:
         tokens = [str(request.headers.get("authorization"))]
     redirect = str(fields.pop("redirect", "") or "").strip()
     answer = await _send(ctx, fields, None, tokens)
-    if redirect and redirect.lower().startswith(("http://", "https://")):
+    # Redirect only after a send that was taken (valid token, valid input), and only to
+    # an absolute http(s) URL: never an open redirect for anyone holding a link.
+    sent = answer.status_code == 200 and b'"status":true' in bytes(answer.body)
+    if redirect and sent and _redirectable(redirect):
         return RedirectResponse(redirect, status_code=302)
     return answer
+
+
+def _redirectable(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 async def _send(
     ctx: AppContext, fields: Fields, upload: UploadFile | None, tokens: list[str]
 ) -> JSONResponse:
-    allowed = parse_networks(ctx.settings.webhook_allowed_networks)
+    allowed = allowed_networks(ctx.settings)
     now = ctx.clock()
 
     def check_url(url: str) -> None:
@@ -407,7 +433,7 @@ async def update_device(request: Request, ctx: Ctx) -> Response:
     except SendInvalid as exc:
         return _refused(exc.reason)
     now = ctx.clock()
-    allowed = parse_networks(ctx.settings.webhook_allowed_networks)
+    allowed = allowed_networks(ctx.settings)
     token = request.headers.get("authorization")
 
     def known() -> bool:  # only a device's own caller makes us ask the resolver

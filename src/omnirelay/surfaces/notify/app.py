@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 
 from omnirelay import __version__
 from omnirelay.context import AppContext
-from omnirelay.surfaces.guards import reject_nul
+from omnirelay.surfaces.guards import reject_nul_head
 from omnirelay.surfaces.notify import account, errors, sends, status
 
 
@@ -23,7 +23,7 @@ def create_notify_app(ctx: AppContext) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
-        dependencies=[Depends(reject_nul)],
+        dependencies=[Depends(reject_nul_head)],  # the body: when read (surfaces.limits)
     )
     app.state.ctx = ctx
     errors.install(app)

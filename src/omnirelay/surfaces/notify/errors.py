@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from omnirelay.errors import DomainError, Unauthorized
+from omnirelay.errors import DomainError, RateLimited, Unauthorized
 from omnirelay.messaging.errors import SendError
 from omnirelay.templates.service import TemplateError
 
@@ -30,6 +30,8 @@ def error_body(desc: str, number: int | None = None, field: str | None = None) -
 def render(exc: DomainError) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, SendError | TemplateError):
         return exc.status, error_body(exc.message, exc.number, exc.field)
+    if isinstance(exc, RateLimited):  # Retry-After: the surface guard adds it
+        return 429, error_body(exc.message)
     if isinstance(exc, Unauthorized):
         return 401, error_body(f"Authorization error: {exc.message}", 1003)
     if exc.status == 404:

@@ -21,17 +21,21 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from omnirelay.blocklist.service import ip_blocked
 from omnirelay.context import AppContext
 from omnirelay.db import utcnow
-from omnirelay.errors import DomainError
+from omnirelay.errors import DomainError, Unauthorized
 from omnirelay.messaging import errors as e
 from omnirelay.messaging import validation
 from omnirelay.messaging.validation import Draft, Rules
+from omnirelay.ratelimit.limiter import headers as limit_headers
 from omnirelay.surfaces.guards import JSON_NUL
+from omnirelay.surfaces.limits import json_problem
 from omnirelay.surfaces.notify.errors import error_body, render
+from omnirelay.surfaces.ratelimits import enforce, refused_anonymous
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +65,10 @@ def accepted(message_id: str) -> dict[str, Any]:
     return {"result": "success", "id": message_id, "status": "accepted"}
 
 
-def decode(raw: bytes) -> Any:
-    """A send body, or the seed's "No params" (empty, not JSON, too deep, not UTF-8)."""
-    if not raw.strip():
+def decode(raw: bytes, max_string: int) -> Any:
+    """A send body, or the seed's "No params" (empty, not JSON, not UTF-8, or what the
+    surface guard refuses in every body: too deep, a lone surrogate, a string too long)."""
+    if not raw.strip() or json_problem(raw, max_string) is not None:
         raise e.no_params()
     try:
         return orjson.loads(raw)  # refuses nesting over 1,024 and lone surrogates itself
@@ -71,8 +76,8 @@ def decode(raw: bytes) -> Any:
         raise e.no_params() from None
 
 
-def too_large() -> e.SendError:
-    return e.SendError(None, f"Request body is too large (at most {MAX_BODY} bytes)", status=413)
+def too_large(limit: int) -> e.SendError:
+    return e.SendError(1021, f"Request body is too large (at most {limit} bytes)", status=413)
 
 
 def nul_refused() -> e.SendError:
@@ -110,39 +115,52 @@ class HotSends:
             elif name == b"content-length" and value.isdigit():
                 length = int(value)
             if b"\x00" in value:
-                await _answer(send, *render(nul_refused()))
+                await _answer(send, *render(nul_refused()), {})
                 return
         try:
             status, answer = await self._accept(scope, receive, authorization, length, parse)
         except Exception:
             log.exception("unhandled error on POST %s", path)
             status, answer = 500, error_body("Internal error", 1001)
-        await _answer(send, status, answer)
+        # X-RateLimit-* on every answer, Retry-After on a 429 (as the surface guard adds
+        # them to the routed answers: surfaces/limits.py).
+        decision = scope.get("state", {}).get("ratelimit")
+        extra = limit_headers(decision) if decision is not None else {}
+        await _answer(send, status, answer, extra)
 
     async def _accept(
         self, scope: Scope, receive: Receive, authorization: str | None, length: int, parse: Parse
     ) -> tuple[int, dict[str, Any]]:
         try:
-            # The caller first, then its body: an anonymous body is never read.
-            organization_id = self.ctx.tokens.organization(authorization)
+            # An announced size over the limit is refused at once (as the surface guard
+            # does, surfaces/limits.py); then the caller; only then its body, so an
+            # anonymous body is never read.
+            settings = self.ctx.settings
+            limit = min(MAX_BODY, settings.max_body_bytes)
+            if length > limit:
+                raise too_large(limit)
+            request = Request(scope)
+            try:
+                organization_id = self.ctx.tokens.organization(authorization)
+            except Unauthorized as exc:
+                raise refused_anonymous(request, self.ctx, exc) from None
+            enforce(request, self.ctx, organization_id)  # the organization's rate limit
             client = scope.get("client")
             if ip_blocked(self.ctx.db, organization_id, client[0] if client else None):
                 raise e.blocked_ip()  # seed 001 code 1013 (the organization's IP block list)
-            if length > MAX_BODY:
-                raise too_large()
             if b"%00" in scope.get("query_string", b""):
                 raise nul_refused()
-            raw = await _read_body(receive)
+            raw = await _read_body(receive, limit)
             if JSON_NUL.search(raw) is not None:
                 raise nul_refused()
-            draft = parse(decode(raw), self.ctx.rules)
+            draft = parse(decode(raw, settings.max_json_string_bytes), self.ctx.rules)
             message_id = await self.ctx.accepts.accept(organization_id, draft)
         except DomainError as exc:
             return render(exc)
         return 200, accepted(message_id)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -151,23 +169,19 @@ async def _read_body(receive: Receive) -> bytes:
             raise e.no_params()
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:  # a chunked body has no Content-Length to refuse it by
-            raise too_large()
+        if size > limit:  # a chunked body has no Content-Length to refuse it by
+            raise too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body"):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, answer: dict[str, Any]) -> None:
+async def _answer(send: Send, status: int, answer: dict[str, Any], extra: dict[str, str]) -> None:
     body = orjson.dumps(answer)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"Content-Type", b"application/json"),
-                (b"Content-Length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"Content-Type", b"application/json"),
+        (b"Content-Length", str(len(body)).encode()),
+    ]
+    headers += [(k.encode(), v.encode()) for k, v in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

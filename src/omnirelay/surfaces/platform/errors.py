@@ -10,22 +10,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from omnirelay.errors import DomainError
+from omnirelay.errors import DomainError, RateLimited
 
 log = logging.getLogger(__name__)
 API_ERROR = 500  # the seed's status for every API error
 
 
-def error_response(code: str, desc: str, *, field: str | None = None) -> JSONResponse:
+def error_response(
+    code: str, desc: str, *, field: str | None = None, status: int = API_ERROR
+) -> JSONResponse:
     body = {"result": "error", "code": code, "desc": desc}
     if field:
         body["field"] = field
-    return JSONResponse(body, status_code=API_ERROR)
+    return JSONResponse(body, status_code=status)
 
 
 async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return error_response(exc.code, exc.message, field=exc.field)
+    # A rate limit keeps its own status, so clients back off (Retry-After: the guard).
+    status = 429 if isinstance(exc, RateLimited) else API_ERROR
+    return error_response(exc.code, exc.message, field=exc.field, status=status)
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from omnirelay.net.ssrf import allowed_networks, validate_url
 from omnirelay.surfaces.platform.deps import Ctx, OrgId
 from omnirelay.webhooks import service as webhooks
-from omnirelay.webhooks.ssrf import parse_networks, validate_url
 
 router = APIRouter()
 
@@ -30,7 +30,7 @@ class SecretOut(Success):
 @router.post("/callback/set", response_model=Success, tags=["callback server"])
 def set_callback(ctx: Ctx, org_id: OrgId, body: CallbackSet) -> Success:
     """Set the callback server URL, and optionally the `secret` sent in every body."""
-    url = validate_url(body.callbackUrl, parse_networks(ctx.settings.webhook_allowed_networks))
+    url = validate_url(body.callbackUrl, allowed_networks(ctx.settings))
     with ctx.db.transaction() as session:
         webhooks.set_callback_server(session, org_id, url, body.secret)
     return Success()
