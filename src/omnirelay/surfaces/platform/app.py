@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from omnirelay import __version__
 from omnirelay.context import AppContext
 from omnirelay.surfaces.guards import reject_nul
-from omnirelay.surfaces.platform import errors
+from omnirelay.surfaces.platform import contacts, errors
 from omnirelay.surfaces.platform.routes import router
 
 
@@ -28,4 +28,5 @@ def create_platform_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     app.include_router(router)
+    app.include_router(contacts.router)
     return app

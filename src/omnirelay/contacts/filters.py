@@ -1,0 +1,229 @@
+"""The contacts filter language (seed 004) compiled to one SQL condition on ``contacts``.
+
+A node is ``{"union": "and"|"or"|null, "conditions": [node | condition, ...]}`` (null
+means "and"); a condition is ``{"field", "op", "value"}``. Each operator is checked
+against the field's type before any SQL is built, and the tree is bounded
+(``MAX_DEPTH`` levels, ``MAX_CONDITIONS`` conditions), so a bad filter is refused whole.
+A variable condition is one index range of ``contact_values`` (variable id first), used as
+``contacts.id IN (...)``; the negative operators are ``NOT IN`` of their positive twin, so
+a contact without a value matches ``neq``, ``ncontains`` and ``nexists``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, time
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, true
+
+from omnirelay.contacts import values
+from omnirelay.contacts.models import CHANNEL_IDS, Contact, ContactValue, Variable
+from omnirelay.errors import InvalidInput
+from omnirelay.phones import InvalidPhone, parse_phone
+
+MAX_DEPTH = 8
+MAX_CONDITIONS = 100
+OPERATORS = [
+    "eq",
+    "neq",
+    "contains",
+    "ncontains",
+    "exists",
+    "nexists",
+    "lt",
+    "gt",
+    "lte",
+    "gte",
+    "before",
+    "after",
+    "has",
+    "nhas",
+]
+ALLOWED = {
+    "STRING": {"eq", "neq", "contains", "ncontains", "exists", "nexists"},
+    "NUMBER": {"eq", "neq", "lt", "gt", "lte", "gte", "exists", "nexists"},
+    "DATE": {"eq", "neq", "before", "after", "exists", "nexists"},
+    "ARRAY": {"has", "nhas", "exists", "nexists"},
+    "TIMESTAMP": {"before", "after", "exists", "nexists"},
+    "ID": {"eq", "neq"},
+}
+NEGATIVE = {"neq": "eq", "ncontains": "contains", "nexists": "exists", "nhas": "has"}
+# Channel designation -> the channel id a contact needs to be reached on it.
+CHANNELS: dict[str, str] = {
+    "sms": "phone",
+    "viber": "phone",
+    "whatsapp-business": "phone",
+    "whatsapp": "phone",
+    "notify": "phone",
+    "vk": "vk_id",
+    "telegram": "telegram_id",
+    "viber-bots": "viber_id",
+    "fb": "fb_id",
+    "instagram": "instagram_id",
+    "webchat": "webchat_id",
+}
+TIMESTAMPS = {"createdAt": "created_at", "updatedAt": "updated_at"}
+
+VariableLookup = Callable[[str], Variable | None]
+
+
+def _bad(path: str, message: str) -> InvalidInput:
+    return InvalidInput("invalid_filter", f"{path}: {message}", field=path)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class _Compiler:
+    def __init__(self, lookup: VariableLookup) -> None:
+        self.lookup = lookup
+        self.count = 0
+
+    def node(self, node: Any, path: str, depth: int) -> ColumnElement[bool]:
+        if not isinstance(node, Mapping):
+            raise _bad(path, "must be an object")
+        if "conditions" not in node:
+            return self.condition(node, path)
+        if depth > MAX_DEPTH:
+            raise _bad(path, f"nested deeper than {MAX_DEPTH} levels")
+        union = node.get("union")
+        if union not in ("and", "or", None):
+            raise _bad(f"{path}.union", 'must be "and", "or" or null')
+        items = node["conditions"]
+        if not isinstance(items, list):
+            raise _bad(f"{path}.conditions", "must be an array")
+        parts = [
+            self.node(item, f"{path}.conditions.{i}", depth + 1) for i, item in enumerate(items)
+        ]
+        if not parts:
+            return true()
+        return or_(*parts) if union == "or" else and_(*parts)
+
+    def condition(self, cond: Mapping[str, Any], path: str) -> ColumnElement[bool]:
+        self.count += 1
+        if self.count > MAX_CONDITIONS:
+            raise _bad(path, f"more than {MAX_CONDITIONS} conditions")
+        field, op = cond.get("field"), cond.get("op")
+        if not isinstance(field, str) or not field:
+            raise _bad(f"{path}.field", "must be a non-empty string")
+        if op not in OPERATORS:
+            raise _bad(f"{path}.op", f"unknown operator {op!r}; one of {', '.join(OPERATORS)}")
+        value = cond.get("value")
+        kind, build = self._field(field, path)
+        if op not in ALLOWED[kind]:
+            raise _bad(
+                f"{path}.op", f"operator {op!r} does not apply to {field!r} ({kind.lower()})"
+            )
+        if op in NEGATIVE:
+            return ~build(NEGATIVE[op], value, f"{path}.value")
+        return build(op, value, f"{path}.value")
+
+    def _field(
+        self, field: str, path: str
+    ) -> tuple[str, Callable[[str, Any, str], ColumnElement[bool]]]:
+        if field == "channels":
+            return "ARRAY", _channels
+        if field == "id":
+            return "ID", lambda op, v, p: Contact.id == _text(v, p)
+        if field in CHANNEL_IDS:
+            return "STRING", lambda op, v, p: _channel_id(CHANNEL_IDS[field], op, v, p)
+        if field in TIMESTAMPS:
+            return "TIMESTAMP", lambda op, v, p: _timestamp(TIMESTAMPS[field], op, v, p)
+        variable = self.lookup(field)
+        if variable is None:
+            raise _bad(f"{path}.field", f"unknown field or variable {field!r}")
+        return variable.validate_as, lambda op, v, p: _variable(variable, op, v, p)
+
+
+def _text(value: Any, path: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _bad(path, "must be a string")
+    return value if isinstance(value, str) else values.format_number(float(value))
+
+
+def _channels(op: str, value: Any, path: str) -> ColumnElement[bool]:
+    if op == "exists":
+        return or_(*(getattr(Contact, c).is_not(None) for c in set(CHANNELS.values())))
+    if not isinstance(value, str) or value not in CHANNELS:
+        raise _bad(path, f"must be a channel: {', '.join(CHANNELS)}")
+    return getattr(Contact, CHANNELS[value]).is_not(None)  # type: ignore[no-any-return]
+
+
+def _channel_id(column: str, op: str, value: Any, path: str) -> ColumnElement[bool]:
+    col = getattr(Contact, column)
+    if op == "exists":
+        return col.is_not(None)  # type: ignore[no-any-return]
+    text = _text(value, path)
+    if column == "phone":
+        if op == "eq":
+            with contextlib.suppress(InvalidPhone):
+                text = parse_phone(text).e164
+        else:
+            text = "".join(ch for ch in text if ch.isdigit()) or text
+    if op == "eq":
+        return col == text  # type: ignore[no-any-return]
+    return and_(col.is_not(None), col.ilike(_like(text), escape="\\"))
+
+
+def _timestamp(column: str, op: str, value: Any, path: str) -> ColumnElement[bool]:
+    if op == "exists":
+        return true()
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            moment = datetime.combine(values.parse_date(value, path), time(), UTC)
+    else:
+        raise InvalidInput(values.WRONG_DATE, f"Wrong DATE format: {path}", field=path)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    col = getattr(Contact, column)
+    return (col < moment) if op == "before" else (col > moment)  # type: ignore[no-any-return]
+
+
+def _variable(variable: Variable, op: str, value: Any, path: str) -> ColumnElement[bool]:
+    kind = variable.validate_as
+    column = {
+        "NUMBER": ContactValue.value_num,
+        "DATE": ContactValue.value_date,
+        "STRING": ContactValue.value_text,
+    }[kind]
+    if op == "exists":
+        predicate: ColumnElement[bool] = true()
+    elif kind == "STRING":
+        text = _text(value, path)
+        predicate = column == text if op == "eq" else column.ilike(_like(text), escape="\\")
+    elif kind == "NUMBER":
+        number = values.parse_number(value, path)
+        predicate = {
+            "eq": column == number,
+            "lt": column < number,
+            "gt": column > number,
+            "lte": column <= number,
+            "gte": column >= number,
+        }[op]
+    else:
+        day = values.parse_date(value, path)
+        predicate = {"eq": column == day, "before": column < day, "after": column > day}[op]
+    matching = select(ContactValue.contact_id).where(
+        ContactValue.variable_id == variable.id, predicate
+    )
+    return Contact.id.in_(matching)
+
+
+def compile_filter(raw: Any, lookup: VariableLookup) -> ColumnElement[bool]:
+    """The condition for ``raw`` (the request's ``filter``); ``true()`` when empty."""
+    if raw is None:
+        return true()
+    if not isinstance(raw, Mapping):
+        raise _bad("filter", "must be an object")
+    if not raw:
+        return true()
+    return _Compiler(lookup).node(raw, "filter", 1)
+
+
+__all__ = ["CHANNELS", "MAX_CONDITIONS", "MAX_DEPTH", "OPERATORS", "compile_filter"]
