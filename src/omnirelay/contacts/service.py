@@ -194,10 +194,13 @@ def create(
             (cols, _resolve(session, organization_id, item.variables, f"{i}.variables"))
         )
     now = utcnow()
-    result: list[Contact] = []
+    result: list[Contact | None] = [None] * len(items)
     created: list[Contact] = []
     changed: list[Contact] = []
-    for (cols, resolved), item in zip(prepared, items, strict=True):
+    # Rows are locked (matched, inserted) in the order of their ids, the same in every
+    # transaction, so that two batches of the same contacts queue instead of deadlocking.
+    for index in sorted(range(len(items)), key=lambda i: sorted(prepared[i][0].items())):
+        (cols, resolved), item = prepared[index], items[index]
         matches = repo.find_by_channel_ids(session, organization_id, cols, lock=True)
         if not matches:
             contact = repo.add(
@@ -222,15 +225,14 @@ def create(
             if contact not in changed and contact not in created:
                 changed.append(contact)
         _apply_values(session, contact.id, resolved)
-        result.append(contact)
+        result[index] = contact
     session.flush()
-    rendered = {
-        c.id: r for c, r in zip(result, render(session, organization_id, result), strict=True)
-    }
+    done = [c for c in result if c is not None]
+    rendered = {c.id: r for c, r in zip(done, render(session, organization_id, done), strict=True)}
     events.created(session, organization_id, [rendered[c.id] for c in created])
     for contact in changed:
         events.updated(session, organization_id, rendered[contact.id])
-    return [rendered[c.id] for c in result]
+    return [rendered[c.id] for c in done]
 
 
 def update_channel_id(

@@ -7,6 +7,8 @@ it instead. So a channel id is never held twice and the request still succeeds."
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -34,4 +36,5 @@ def run(db: Database, work: Callable[[Session], T]) -> T:
         except DBAPIError as exc:
             if attempt == ATTEMPTS or not _retriable(exc):
                 raise
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))  # apart, not in step again
     raise AssertionError("unreachable")
