@@ -118,7 +118,12 @@ SURFACES = {
             "/user",
             shapes.platform,
             error_500=True,
-            body_values=(("callbackUrl", "url"),),
+            body_values=(
+                ("callbackUrl", "url"),
+                ("contactId", "contact"),
+                ("id", "contact"),
+                ("phone", "phone"),
+            ),
         ),
         Surface(
             "callback",

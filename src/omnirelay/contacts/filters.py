@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -69,6 +70,30 @@ TIMESTAMPS = {"createdAt": "created_at", "updatedAt": "updated_at"}
 VariableLookup = Callable[[str], Variable | None]
 
 
+@dataclass(frozen=True)
+class _ValueTest:
+    """A test of one variable's value row (combined with others of that variable)."""
+
+    variable_id: str
+    predicate: ColumnElement[bool]
+
+
+Builder = Callable[[str, Any, str], "ColumnElement[bool] | _ValueTest"]
+
+
+def _in_values(variable_id: str, predicate: ColumnElement[bool]) -> ColumnElement[bool]:
+    matching = select(ContactValue.contact_id).where(
+        ContactValue.variable_id == variable_id, predicate
+    )
+    return Contact.id.in_(matching)
+
+
+def _sql(part: ColumnElement[bool] | _ValueTest) -> ColumnElement[bool]:
+    if isinstance(part, _ValueTest):
+        return _in_values(part.variable_id, part.predicate)
+    return part
+
+
 def _bad(path: str, message: str) -> InvalidInput:
     return InvalidInput("invalid_filter", f"{path}: {message}", field=path)
 
@@ -87,7 +112,7 @@ class _Compiler:
         if not isinstance(node, Mapping):
             raise _bad(path, "must be an object")
         if "conditions" not in node:
-            return self.condition(node, path)
+            return _sql(self.condition(node, path))
         if depth > MAX_DEPTH:
             raise _bad(path, f"nested deeper than {MAX_DEPTH} levels")
         union = node.get("union")
@@ -96,14 +121,30 @@ class _Compiler:
         items = node["conditions"]
         if not isinstance(items, list):
             raise _bad(f"{path}.conditions", "must be an array")
-        parts = [
-            self.node(item, f"{path}.conditions.{i}", depth + 1) for i, item in enumerate(items)
-        ]
+        combine = or_ if union == "or" else and_
+        parts: list[ColumnElement[bool]] = []
+        # Positive conditions on one variable become one range of its index: a contact has
+        # at most one value of a variable, so "one of its values matches both" is "it
+        # matches both", for "and" as for "or".
+        by_variable: dict[str, list[ColumnElement[bool]]] = {}
+        for i, item in enumerate(items):
+            part = self.part(item, f"{path}.conditions.{i}", depth + 1)
+            if isinstance(part, _ValueTest):
+                by_variable.setdefault(part.variable_id, []).append(part.predicate)
+            else:
+                parts.append(part)
+        for variable_id, predicates in by_variable.items():
+            parts.append(_in_values(variable_id, combine(*predicates)))
         if not parts:
             return true()
-        return or_(*parts) if union == "or" else and_(*parts)
+        return combine(*parts)
 
-    def condition(self, cond: Mapping[str, Any], path: str) -> ColumnElement[bool]:
+    def part(self, node: Any, path: str, depth: int) -> ColumnElement[bool] | _ValueTest:
+        if isinstance(node, Mapping) and "conditions" not in node:
+            return self.condition(node, path)
+        return self.node(node, path, depth)
+
+    def condition(self, cond: Mapping[str, Any], path: str) -> ColumnElement[bool] | _ValueTest:
         self.count += 1
         if self.count > MAX_CONDITIONS:
             raise _bad(path, f"more than {MAX_CONDITIONS} conditions")
@@ -119,12 +160,10 @@ class _Compiler:
                 f"{path}.op", f"operator {op!r} does not apply to {field!r} ({kind.lower()})"
             )
         if op in NEGATIVE:
-            return ~build(NEGATIVE[op], value, f"{path}.value")
+            return ~_sql(build(NEGATIVE[op], value, f"{path}.value"))
         return build(op, value, f"{path}.value")
 
-    def _field(
-        self, field: str, path: str
-    ) -> tuple[str, Callable[[str, Any, str], ColumnElement[bool]]]:
+    def _field(self, field: str, path: str) -> tuple[str, Builder]:
         if field == "channels":
             return "ARRAY", _channels
         if field == "id":
@@ -142,7 +181,9 @@ class _Compiler:
 def _text(value: Any, path: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _bad(path, "must be a string")
-    return value if isinstance(value, str) else values.format_number(float(value))
+    if isinstance(value, int):
+        return str(value)
+    return value if isinstance(value, str) else values.format_number(value)
 
 
 def _channels(op: str, value: Any, path: str) -> ColumnElement[bool]:
@@ -185,7 +226,7 @@ def _timestamp(column: str, op: str, value: Any, path: str) -> ColumnElement[boo
     return (col < moment) if op == "before" else (col > moment)  # type: ignore[no-any-return]
 
 
-def _variable(variable: Variable, op: str, value: Any, path: str) -> ColumnElement[bool]:
+def _variable(variable: Variable, op: str, value: Any, path: str) -> _ValueTest:
     kind = variable.validate_as
     column = {
         "NUMBER": ContactValue.value_num,
@@ -193,7 +234,7 @@ def _variable(variable: Variable, op: str, value: Any, path: str) -> ColumnEleme
         "STRING": ContactValue.value_text,
     }[kind]
     if op == "exists":
-        predicate: ColumnElement[bool] = true()
+        predicate: ColumnElement[bool] = column.is_not(None)
     elif kind == "STRING":
         text = _text(value, path)
         predicate = column == text if op == "eq" else column.ilike(_like(text), escape="\\")
@@ -209,10 +250,7 @@ def _variable(variable: Variable, op: str, value: Any, path: str) -> ColumnEleme
     else:
         day = values.parse_date(value, path)
         predicate = {"eq": column == day, "before": column < day, "after": column > day}[op]
-    matching = select(ContactValue.contact_id).where(
-        ContactValue.variable_id == variable.id, predicate
-    )
-    return Contact.id.in_(matching)
+    return _ValueTest(variable.id, predicate)
 
 
 def compile_filter(raw: Any, lookup: VariableLookup) -> ColumnElement[bool]:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
 from omnirelay.contacts.models import Contact, ContactValue, Variable
+
+
+def _table(model: type[Contact] | type[ContactValue]) -> Table:
+    return cast(Table, model.__table__)
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -65,21 +69,6 @@ def add(session: Session, contact: Contact) -> Contact:
     session.add(contact)
     session.flush()
     return contact
-
-
-def insert_new(session: Session, rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, str]:
-    """Insert contacts whose ``key`` column (a channel id) no contact has yet; returns
-    key value -> new id for those inserted. One statement; rows already there (also a
-    concurrent transaction's, once it commits) are skipped, not failed."""
-    if not rows:
-        return {}
-    stmt = (
-        _insert(session, Contact)
-        .values(list(rows))
-        .on_conflict_do_nothing()
-        .returning(getattr(Contact, key), Contact.id)
-    )
-    return {k: i for k, i in session.execute(stmt).all()}
 
 
 def ids_by_channel_values(
@@ -215,8 +204,8 @@ def upsert_values(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
 
 def insert_values(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Values of contacts just created: a plain executemany (the bulk import's path)."""
-    if rows:
-        session.execute(insert(ContactValue), list(rows))
+    if rows:  # Core, not the ORM: one executemany (the ORM would send row by row here)
+        session.connection().execute(_table(ContactValue).insert(), list(rows))
 
 
 def clear_values(session: Session, contact_id: str, variable_ids: Sequence[str]) -> None:
@@ -236,3 +225,19 @@ def move_values(session: Session, from_id: str, to_id: str) -> None:
         .where(ContactValue.contact_id == from_id, ContactValue.variable_id.not_in(has))
         .values(contact_id=to_id)
     )
+
+
+def insert_contacts(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """New contacts with their ids set: a plain executemany (the bulk import's path)."""
+    if rows:
+        session.connection().execute(_table(Contact).insert(), list(rows))
+
+
+def by_ids(session: Session, organization_id: str, ids: Sequence[str]) -> list[Contact]:
+    found = {
+        c.id: c
+        for c in session.scalars(
+            select(Contact).where(Contact.organization_id == organization_id, Contact.id.in_(ids))
+        )
+    }
+    return [found[i] for i in ids if i in found]

@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 from omnirelay.contacts import events, merging, values
 from omnirelay.contacts import repository as repo
 from omnirelay.contacts.filters import compile_filter
-from omnirelay.contacts.models import CHANNEL_IDS, VALIDATE_AS, Contact, Variable
+from omnirelay.contacts.models import CHANNEL_IDS, VALIDATE_AS, Contact, ContactImport, Variable
 from omnirelay.contacts.render import render_many
 from omnirelay.contacts.schemas import NewContact, Query, VariableValue
 from omnirelay.db import utcnow
@@ -283,6 +283,7 @@ def _order(
         if not isinstance(direction, str) or direction.upper() not in ("ASC", "DESC"):
             raise InvalidInput("invalid_order", f"{where}: direction ASC or DESC", field=where)
         key: Any
+        nullable = item[0] not in ("id", "createdAt", "updatedAt")
         if item[0] in ORDER_FIELDS:
             key = getattr(Contact, ORDER_FIELDS[item[0]])
         else:
@@ -293,7 +294,8 @@ def _order(
                 )
             key = repo.value_sort_key(var)
         key = key.desc() if direction.upper() == "DESC" else key.asc()
-        out.append(key.nulls_last())
+        # NULLS LAST only where there are NULLs: it keeps SQLite from walking an index.
+        out.append(key.nulls_last() if nullable else key)
     return [*out, Contact.id.asc()]  # a stable page order
 
 
@@ -313,3 +315,10 @@ def list_contacts(
     total = repo.count(session, organization_id, condition)
     rows = repo.page(session, organization_id, condition, order, query.offset, query.limit)
     return render(session, organization_id, rows), total
+
+
+def get_import(session: Session, organization_id: str, import_id: str) -> ContactImport:
+    run = session.get(ContactImport, import_id)
+    if run is None or run.organization_id != organization_id:
+        raise _not_found("import")
+    return run

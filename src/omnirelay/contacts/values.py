@@ -48,12 +48,10 @@ def parse_date(value: Any, what: str) -> date:
 def parse_number(value: Any, what: str) -> float:
     if isinstance(value, bool):
         raise InvalidInput(WRONG_TYPE, f"Wrong value for this field type: {what}", field=what)
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
+    if isinstance(value, int | float | str):
         try:
-            number = float(value.strip())
-        except ValueError:
+            number = float(value.strip() if isinstance(value, str) else value)
+        except (ValueError, OverflowError):  # float(10**400) overflows
             raise InvalidInput(
                 WRONG_TYPE, f"Wrong value for this field type: {what}", field=what
             ) from None
@@ -67,7 +65,7 @@ def parse_number(value: Any, what: str) -> float:
 def parse_text(value: Any, what: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidInput(WRONG_TYPE, f"Wrong value for this field type: {what}", field=what)
-    text = value if isinstance(value, str) else format_number(float(value))
+    text = value if isinstance(value, str) else _number_text(value)
     if len(text) > MAX_TEXT:
         raise InvalidInput(WRONG_FIELDS, f"{what}: longer than {MAX_TEXT} characters", field=what)
     return text
@@ -80,6 +78,10 @@ def typed(validate_as: str, value: Any, what: str) -> Typed:
     if validate_as == "DATE":
         return Typed(day=parse_date(value, what))
     return Typed(text=parse_text(value, what))
+
+
+def _number_text(value: int | float) -> str:
+    return str(value) if isinstance(value, int) else format_number(value)
 
 
 def format_number(number: float) -> str:

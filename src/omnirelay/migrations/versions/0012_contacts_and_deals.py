@@ -63,33 +63,61 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
-        sa.UniqueConstraint(
-            "organization_id", "fb_id", name=op.f("uq_contacts_organization_id_fb_id")
-        ),
-        sa.UniqueConstraint(
-            "organization_id", "instagram_id", name=op.f("uq_contacts_organization_id_instagram_id")
-        ),
-        sa.UniqueConstraint(
-            "organization_id", "phone", name=op.f("uq_contacts_organization_id_phone")
-        ),
-        sa.UniqueConstraint(
-            "organization_id", "telegram_id", name=op.f("uq_contacts_organization_id_telegram_id")
-        ),
-        sa.UniqueConstraint(
-            "organization_id", "viber_id", name=op.f("uq_contacts_organization_id_viber_id")
-        ),
-        sa.UniqueConstraint(
-            "organization_id", "vk_id", name=op.f("uq_contacts_organization_id_vk_id")
-        ),
-        sa.UniqueConstraint(
-            "organization_id", "webchat_id", name=op.f("uq_contacts_organization_id_webchat_id")
-        ),
     )
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_contacts_organization_id_created_at"),
             ["organization_id", "created_at"],
             unique=False,
+        )
+        batch_op.create_index(
+            "uq_contacts_organization_id_fb_id",
+            ["organization_id", "fb_id"],
+            unique=True,
+            sqlite_where=sa.text("fb_id IS NOT NULL"),
+            postgresql_where=sa.text("fb_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_contacts_organization_id_instagram_id",
+            ["organization_id", "instagram_id"],
+            unique=True,
+            sqlite_where=sa.text("instagram_id IS NOT NULL"),
+            postgresql_where=sa.text("instagram_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_contacts_organization_id_phone",
+            ["organization_id", "phone"],
+            unique=True,
+            sqlite_where=sa.text("phone IS NOT NULL"),
+            postgresql_where=sa.text("phone IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_contacts_organization_id_telegram_id",
+            ["organization_id", "telegram_id"],
+            unique=True,
+            sqlite_where=sa.text("telegram_id IS NOT NULL"),
+            postgresql_where=sa.text("telegram_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_contacts_organization_id_viber_id",
+            ["organization_id", "viber_id"],
+            unique=True,
+            sqlite_where=sa.text("viber_id IS NOT NULL"),
+            postgresql_where=sa.text("viber_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_contacts_organization_id_vk_id",
+            ["organization_id", "vk_id"],
+            unique=True,
+            sqlite_where=sa.text("vk_id IS NOT NULL"),
+            postgresql_where=sa.text("vk_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_contacts_organization_id_webchat_id",
+            ["organization_id", "webchat_id"],
+            unique=True,
+            sqlite_where=sa.text("webchat_id IS NOT NULL"),
+            postgresql_where=sa.text("webchat_id IS NOT NULL"),
         )
 
     op.create_table(
@@ -142,19 +170,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("contact_values", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_contact_values_variable_id_value_date"),
+            "ix_contact_values_variable_id_value_date",
             ["variable_id", "value_date"],
             unique=False,
+            sqlite_where=sa.text("value_date IS NOT NULL"),
+            postgresql_where=sa.text("value_date IS NOT NULL"),
         )
         batch_op.create_index(
-            batch_op.f("ix_contact_values_variable_id_value_num"),
+            "ix_contact_values_variable_id_value_num",
             ["variable_id", "value_num"],
             unique=False,
+            sqlite_where=sa.text("value_num IS NOT NULL"),
+            postgresql_where=sa.text("value_num IS NOT NULL"),
         )
         batch_op.create_index(
-            batch_op.f("ix_contact_values_variable_id_value_text"),
+            "ix_contact_values_variable_id_value_text",
             ["variable_id", "value_text"],
             unique=False,
+            sqlite_where=sa.text("value_text IS NOT NULL"),
+            postgresql_where=sa.text("value_text IS NOT NULL"),
         )
 
     op.create_table(
@@ -305,13 +339,60 @@ def downgrade() -> None:
 
     op.drop_table("deals")
     with op.batch_alter_table("contact_values", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_contact_values_variable_id_value_text"))
-        batch_op.drop_index(batch_op.f("ix_contact_values_variable_id_value_num"))
-        batch_op.drop_index(batch_op.f("ix_contact_values_variable_id_value_date"))
+        batch_op.drop_index(
+            "ix_contact_values_variable_id_value_text",
+            sqlite_where=sa.text("value_text IS NOT NULL"),
+            postgresql_where=sa.text("value_text IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "ix_contact_values_variable_id_value_num",
+            sqlite_where=sa.text("value_num IS NOT NULL"),
+            postgresql_where=sa.text("value_num IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "ix_contact_values_variable_id_value_date",
+            sqlite_where=sa.text("value_date IS NOT NULL"),
+            postgresql_where=sa.text("value_date IS NOT NULL"),
+        )
 
     op.drop_table("contact_values")
     op.drop_table("deal_attributes")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_contacts_organization_id_webchat_id",
+            sqlite_where=sa.text("webchat_id IS NOT NULL"),
+            postgresql_where=sa.text("webchat_id IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "uq_contacts_organization_id_vk_id",
+            sqlite_where=sa.text("vk_id IS NOT NULL"),
+            postgresql_where=sa.text("vk_id IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "uq_contacts_organization_id_viber_id",
+            sqlite_where=sa.text("viber_id IS NOT NULL"),
+            postgresql_where=sa.text("viber_id IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "uq_contacts_organization_id_telegram_id",
+            sqlite_where=sa.text("telegram_id IS NOT NULL"),
+            postgresql_where=sa.text("telegram_id IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "uq_contacts_organization_id_phone",
+            sqlite_where=sa.text("phone IS NOT NULL"),
+            postgresql_where=sa.text("phone IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "uq_contacts_organization_id_instagram_id",
+            sqlite_where=sa.text("instagram_id IS NOT NULL"),
+            postgresql_where=sa.text("instagram_id IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "uq_contacts_organization_id_fb_id",
+            sqlite_where=sa.text("fb_id IS NOT NULL"),
+            postgresql_where=sa.text("fb_id IS NOT NULL"),
+        )
         batch_op.drop_index(batch_op.f("ix_contacts_organization_id_created_at"))
 
     op.drop_table("contacts")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from omnirelay.contacts import service as contacts
+from omnirelay.contacts import tasks as contact_tasks
 from omnirelay.contacts import unit
 from omnirelay.contacts.filters import MAX_CONDITIONS, MAX_DEPTH, OPERATORS
 from omnirelay.contacts.models import CHANNEL_IDS
@@ -17,6 +18,7 @@ from omnirelay.surfaces.platform.deps import Ctx, OrgId
 
 router = APIRouter()
 TAG = "contacts"
+MAX_IMPORT_CHARS = 10_000_000
 
 _CONDITION = {
     "type": "object",
@@ -280,3 +282,48 @@ def set_variables(ctx: Ctx, org_id: OrgId, body: SetVariablesBody) -> Success:
     with ctx.db.transaction() as session:
         contacts.set_variables(session, org_id, body.contactId, refs)
     return Success()
+
+
+class ImportBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    format: Literal["csv", "jsonl"] = Field(description="csv: a header line of column names")
+    data: str = Field(min_length=1, max_length=MAX_IMPORT_CHARS, description="the file's text")
+
+
+class ImportStatus(Success):
+    id: str
+    status: str
+    rows: int
+    processed: int
+    created: int
+    merged: int
+    refused: int
+    errors: list[dict[str, Any]]
+
+
+@router.post("/contacts/import", response_model=IdAnswer, tags=[TAG])
+def import_contacts(ctx: Ctx, org_id: OrgId, body: ImportBody) -> IdAnswer:
+    """Import contacts from a CSV or JSON Lines text, as a job: columns are channel ids
+    (`phone`, `vkId`, ...) and variable names or ids. Poll `/user/contacts/importStatus`."""
+    with ctx.db.transaction() as session:
+        run = contact_tasks.start_import(session, org_id, body.format, body.data)
+        return IdAnswer(id=run.id)
+
+
+@router.post("/contacts/importStatus", response_model=ImportStatus, tags=[TAG])
+def import_status(ctx: Ctx, org_id: OrgId, body: IdBody) -> ImportStatus:
+    """How far an import got: rows processed of `rows`, created, merged and refused
+    (with the line and reason of each refused row, up to 1000)."""
+    with ctx.db.read() as session:
+        run = contacts.get_import(session, org_id, body.id)
+        return ImportStatus(
+            id=run.id,
+            status=run.status,
+            rows=run.total_rows,
+            processed=run.processed,
+            created=run.created,
+            merged=run.merged,
+            refused=run.refused,
+            errors=list(run.errors),
+        )
