@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from omnirelay import __version__
 from omnirelay.context import AppContext
 from omnirelay.surfaces.guards import reject_nul
-from omnirelay.surfaces.platform import contacts, errors
+from omnirelay.surfaces.platform import contacts, deals, errors
 from omnirelay.surfaces.platform.routes import router
 
 
@@ -29,4 +29,5 @@ def create_platform_app(ctx: AppContext) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     app.include_router(contacts.router)
+    app.include_router(deals.router)
     return app
