@@ -106,6 +106,14 @@ def world(client: TestClient, org: Org) -> World:
     contact = {"phone": "79161234500", "variables": [{"name": "City", "value": "Moscow"}]}
     made = _ok(client.post("/user/contacts/create", json=[contact], headers=org.token))
     w.real["contact"] = made["data"][0]["id"]
+    attrs = _ok(client.post("/user/deals/attributes/list", json={}, headers=org.token))["data"]
+    w.real["attribute"] = amount = next(a["id"] for a in attrs if a["name"] == "Amount")
+    deal = {
+        "name": "Order",
+        "attributes": [{"id": amount, "value": 10}],
+        "contactId": w.real["contact"],
+    }
+    w.real["deal"] = _ok(client.post("/user/deals/create", json=deal, headers=org.token))["id"]
 
     w.account_token = api("POST", "/gateway/account-token")["token"]
     device = {"name": "Sales", "device": "6281234567001"}

@@ -122,6 +122,8 @@ SURFACES = {
                 ("callbackUrl", "url"),
                 ("contactId", "contact"),
                 ("id", "contact"),
+                ("dealId", "deal"),
+                ("attributeId", "attribute"),
                 ("phone", "phone"),
             ),
         ),

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
 from omnirelay.contacts import events, merging, values
 from omnirelay.contacts import repository as repo
-from omnirelay.contacts.filters import compile_filter
+from omnirelay.contacts.filters import compile_filter, compile_ids
 from omnirelay.contacts.models import CHANNEL_IDS, VALIDATE_AS, Contact, ContactImport, Variable
 from omnirelay.contacts.render import render_many
 from omnirelay.contacts.schemas import NewContact, Query, VariableValue
@@ -310,9 +310,16 @@ def list_contacts(
         raise InvalidInput("invalid_field", "offset: must be >= 0", field="offset")
     if query.limit is not None and query.limit < 0:
         raise InvalidInput("invalid_field", "limit: must be >= 0", field="limit")
-    condition = where(session, organization_id, query.filter)
+    ids = compile_ids(
+        query.filter, lambda key: repo.variable(session, organization_id, key), organization_id
+    )
     order = _order(session, organization_id, query.order or [["createdAt", "DESC"]])
-    total = repo.count(session, organization_id, condition)
+    if ids is None:
+        condition: ColumnElement[bool] = true()
+        total = repo.count(session, organization_id, condition)
+    else:
+        condition = Contact.id.in_(ids)
+        total = repo.count_ids(session, ids)
     rows = repo.page(session, organization_id, condition, order, query.offset, query.limit)
     return render(session, organization_id, rows), total
 
