@@ -99,6 +99,23 @@ def test_nested_and_or_total_and_paging(call: Call, people: dict[str, Any]) -> N
     newest = call("/contacts", {"limit": 1})["data"][0]  # default order: createdAt DESC
     assert people["names"][newest["id"]] == 3
     assert call("/contacts/list", {"filter": {}})["total"] == 4
+    mixed = {  # negatives, a contact-row test and two variables, nested
+        "union": "or",
+        "conditions": [
+            {"field": v["Orders"], "op": "nexists"},
+            {
+                "union": "and",
+                "conditions": [
+                    {"field": "City", "op": "eq", "value": "Kazan"},
+                    {"field": "channels", "op": "nhas", "value": "vk"},
+                    {"field": v["Orders"], "op": "gte", "value": 25},
+                ],
+            },
+        ],
+    }
+    assert _match(call, people, mixed) == [2, 3]
+    assert call("/contacts", {"filter": mixed})["total"] == 2
+    assert _match(call, people, {"union": "and", "conditions": []}) == [0, 1, 2, 3]
 
 
 def test_bad_filters_are_refused(call: Call, people: dict[str, Any]) -> None:

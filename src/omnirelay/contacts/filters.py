@@ -1,12 +1,11 @@
-"""The contacts filter language (seed 004) compiled to one SQL condition on ``contacts``.
+"""The contacts filter language (seed 004), compiled to the set of contact ids it matches.
 
 A node is ``{"union": "and"|"or"|null, "conditions": [node | condition, ...]}`` (null
 means "and"); a condition is ``{"field", "op", "value"}``. Each operator is checked
 against the field's type before any SQL is built, and the tree is bounded
 (``MAX_DEPTH`` levels, ``MAX_CONDITIONS`` conditions), so a bad filter is refused whole.
-A variable condition is one index range of ``contact_values`` (variable id first), used as
-``contacts.id IN (...)``; the negative operators are ``NOT IN`` of their positive twin, so
-a contact without a value matches ``neq``, ``ncontains`` and ``nexists``.
+A negative operator is its positive twin taken away from the organization's contacts, so
+a contact without a value matches ``neq``, ``ncontains``, ``nexists`` and ``nhas``.
 """
 
 from __future__ import annotations
@@ -108,42 +107,6 @@ class _Compiler:
     def __init__(self, lookup: VariableLookup) -> None:
         self.lookup = lookup
         self.count = 0
-
-    def node(self, node: Any, path: str, depth: int) -> ColumnElement[bool]:
-        if not isinstance(node, Mapping):
-            raise _bad(path, "must be an object")
-        if "conditions" not in node:
-            return _sql(self.condition(node, path))
-        if depth > MAX_DEPTH:
-            raise _bad(path, f"nested deeper than {MAX_DEPTH} levels")
-        union = node.get("union")
-        if union not in ("and", "or", None):
-            raise _bad(f"{path}.union", 'must be "and", "or" or null')
-        items = node["conditions"]
-        if not isinstance(items, list):
-            raise _bad(f"{path}.conditions", "must be an array")
-        combine = or_ if union == "or" else and_
-        parts: list[ColumnElement[bool]] = []
-        # Positive conditions on one variable become one range of its index: a contact has
-        # at most one value of a variable, so "one of its values matches both" is "it
-        # matches both", for "and" as for "or".
-        by_variable: dict[str, list[ColumnElement[bool]]] = {}
-        for i, item in enumerate(items):
-            part = self.part(item, f"{path}.conditions.{i}", depth + 1)
-            if isinstance(part, _ValueTest):
-                by_variable.setdefault(part.variable_id, []).append(part.predicate)
-            else:
-                parts.append(part)
-        for variable_id, predicates in by_variable.items():
-            parts.append(_in_values(variable_id, combine(*predicates)))
-        if not parts:
-            return true()
-        return combine(*parts)
-
-    def part(self, node: Any, path: str, depth: int) -> ColumnElement[bool] | _ValueTest:
-        if isinstance(node, Mapping) and "conditions" not in node:
-            return self.condition(node, path)
-        return self.node(node, path, depth)
 
     def condition(self, cond: Mapping[str, Any], path: str) -> ColumnElement[bool] | _ValueTest:
         self.count += 1
@@ -254,24 +217,12 @@ def _variable(variable: Variable, op: str, value: Any, path: str) -> _ValueTest:
     return _ValueTest(variable.id, predicate)
 
 
-def compile_filter(raw: Any, lookup: VariableLookup) -> ColumnElement[bool]:
-    """The condition for ``raw`` (the request's ``filter``); ``true()`` when empty."""
-    if raw is None:
-        return true()
-    if not isinstance(raw, Mapping):
-        raise _bad("filter", "must be an object")
-    if not raw:
-        return true()
-    return _Compiler(lookup).node(raw, "filter", 1)
-
-
-# --- the same filter as a set of contact ids ------------------------------------------
+# --- the filter as a set of contact ids ----------------------------------------------
 #
-# For counting and for paging through a large organization, the filter is also compiled
-# to set algebra over contact ids: a variable test is its index range, "and" INTERSECT,
-# "or" UNION, a negative operator EXCEPT from all of the organization's contacts. The
-# count then reads only the indexes the conditions name, never the contacts table, and
-# the page probes the contacts by primary key (ADR 19).
+# The tree is compiled to set algebra over contact ids: a variable test is its index
+# range, "and" INTERSECT, "or" UNION, a negative operator EXCEPT from all of the
+# organization's contacts. The count then reads only the indexes the conditions name,
+# and the page probes the contacts by primary key (ADR 19).
 
 
 class _SetCompiler(_Compiler):
@@ -397,4 +348,4 @@ def compile_ids(raw: Any, lookup: VariableLookup, organization_id: str) -> Selec
     return _SetCompiler(lookup, organization_id).ids(raw, "filter", 1)
 
 
-__all__ = ["CHANNELS", "MAX_CONDITIONS", "MAX_DEPTH", "OPERATORS", "compile_filter", "compile_ids"]
+__all__ = ["CHANNELS", "MAX_CONDITIONS", "MAX_DEPTH", "OPERATORS", "compile_ids"]

@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from omnirelay.contacts import events, merging, values
 from omnirelay.contacts import repository as repo
-from omnirelay.contacts.filters import compile_filter, compile_ids
+from omnirelay.contacts.filters import compile_ids
 from omnirelay.contacts.models import CHANNEL_IDS, VALIDATE_AS, Contact, ContactImport, Variable
 from omnirelay.contacts.render import render_many
 from omnirelay.contacts.schemas import NewContact, Query, VariableValue
@@ -297,10 +297,6 @@ def _order(
         # NULLS LAST only where there are NULLs: it keeps SQLite from walking an index.
         out.append(key.nulls_last() if nullable else key)
     return [*out, Contact.id.asc()]  # a stable page order
-
-
-def where(session: Session, organization_id: str, raw: Any) -> ColumnElement[bool]:
-    return compile_filter(raw, lambda key: repo.variable(session, organization_id, key))
 
 
 def list_contacts(
