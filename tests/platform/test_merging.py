@@ -149,3 +149,21 @@ def test_concurrent_creates_and_merges_leave_no_duplicate(db: Database, org: Org
     # However the threads interleaved, each vkId given is on one contact (those it met
     # were merged into it), and no contact is lost but by a merge.
     assert vk is not None and vk <= 5 and total is not None and total >= 40 - 20 + vk
+
+
+def test_find_or_create_by_channel_id(db: Database, org: Org, call: Call) -> None:
+    """What inbound messages and sends by phone use: one contact per channel id."""
+
+    def run(value: str) -> tuple[str, bool]:
+        def work(s: Any) -> tuple[str, bool]:
+            contact, made = contacts.find_or_create(s, org.id, "phone", value)
+            return contact.id, made
+
+        return unit.run(db, work)
+
+    first, made = run("+7 999 000-00-60")
+    assert made is True
+    assert run("89990000060") == (first, False)
+    assert call("/contacts/get", {"id": first})["phone"] == "+79990000060"
+    vk, made = unit.run(db, lambda s: contacts.find_or_create(s, org.id, "vkId", 60))
+    assert made is True and vk.id != first and call("/contacts")["total"] == 2

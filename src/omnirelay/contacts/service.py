@@ -175,6 +175,22 @@ def find_by_channel_id(
     )
 
 
+def find_or_create(
+    session: Session, organization_id: str, wire: str, value: Any
+) -> tuple[Contact, bool]:
+    """The contact reached at ``value`` on ``wire``, created (``contact_created`` sent)
+    if there is none; True when created. For inbound messages and sends by phone: one
+    index probe when it exists. Run it in ``contacts.unit.run`` (a concurrent creation of
+    the same id makes the transaction run again, and then find it)."""
+    found = find_by_channel_id(session, organization_id, wire, value)
+    if found is not None:
+        return found, False
+    made = create(session, organization_id, [NewContact(ids={wire: value})])[0]
+    contact = repo.get(session, organization_id, made["id"])
+    assert contact is not None
+    return contact, True
+
+
 def create(
     session: Session, organization_id: str, items: Sequence[NewContact]
 ) -> list[dict[str, Any]]:
