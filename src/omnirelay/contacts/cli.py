@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
@@ -17,7 +16,6 @@ from omnirelay.errors import DomainError
 from omnirelay.tenancy.models import Organization
 
 SHOWN_REASONS = 20
-Row = tuple[int, dict[str, Any]]
 
 
 @click.group("contacts")
@@ -28,8 +26,14 @@ def contacts() -> None:
 @contacts.command("import")
 @click.option("--org", "organization_id", required=True, help="Organization id.")
 @click.option("--batch", default=importer.BATCH, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--parsers",
+    default=importer.DEFAULT_PARSERS,
+    show_default=True,
+    help="Processes checking rows (phone numbers) while this one writes; 0: none.",
+)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_file(organization_id: str, batch: int, path: Path) -> None:
+def import_file(organization_id: str, batch: int, parsers: int, path: Path) -> None:
     """Import contacts from FILE.csv (a header line: phone, vkId, ..., variable names or
     ids) or FILE.jsonl (one object a line, the same keys, or `variables`: [{name, value}]).
     A row whose channel id a contact has goes into that contact (merged); a bad row is
@@ -60,14 +64,14 @@ def import_file(organization_id: str, batch: int, path: Path) -> None:
             Progress(*columns, console=console) as progress,
         ):
             task = progress.add_task("import", total=max(total, 0), rate=0.0)
-            for rows in importer.batches(importer.read_rows(f, fmt), batch):
+            chunks = importer.batches(importer.read_rows(f, fmt), batch)
+            for parsed in importer.parse_in_processes(chunks, variables, parsers):
 
-                def work(s: Session, rows: list[Row] = rows) -> importer.Summary:
-                    return importer.import_batch(s, organization_id, rows, variables)
+                def work(s: Session, parsed: importer.Parsed = parsed) -> importer.Summary:
+                    return importer.import_parsed(s, organization_id, parsed, variables)
 
-                done = unit.run(db, work)
-                summary.add(done)
-                progress.update(task, advance=len(rows))
+                summary.add(unit.run(db, work))
+                progress.update(task, advance=parsed.size)
                 elapsed = progress.tasks[0].elapsed or 0.0
                 progress.update(task, rate=summary.rows / elapsed if elapsed else 0.0)
     finally:

@@ -9,8 +9,11 @@ matches several goes through ``service.create``, which merges them."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import multiprocessing
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from omnirelay.contacts import events, service, values
 from omnirelay.contacts import repository as repo
-from omnirelay.contacts.models import CHANNEL_IDS, Contact, Variable, object_id
+from omnirelay.contacts.models import CHANNEL_IDS, Contact, object_id
 from omnirelay.contacts.schemas import NewContact, VariableValue
 from omnirelay.db import utcnow
 from omnirelay.errors import DomainError, InvalidInput
 
 BATCH = 5000  # rows per transaction
+DEFAULT_PARSERS = max(0, min(4, (os.cpu_count() or 1) - 1))  # a core is the writer's
 MAX_REASONS = 1000  # refused rows reported one by one; the count goes on past it
 IN_CHUNK = 500  # values per IN (...) list
 
@@ -108,7 +112,54 @@ class _Row:
     sources: dict[str, Any]
 
 
-def _parse(line: int, raw: Mapping[str, Any], variables: Mapping[str, Variable]) -> _Row:
+@dataclass(frozen=True)
+class VarInfo:
+    """What parsing needs of a variable (plain data: it goes to parser processes)."""
+
+    id: str
+    name: str
+    validate_as: str
+
+
+@dataclass
+class Parsed:
+    """A batch after parsing: its rows, and those refused with their reasons."""
+
+    size: int
+    rows: list[_Row]
+    refused: list[tuple[int, str]]
+
+
+def parse_batch(
+    batch: Sequence[tuple[int, Mapping[str, Any]]], variables: Mapping[str, VarInfo]
+) -> Parsed:
+    """Check and normalise a batch (phones through phonenumbers): no database, so it may
+    run in other processes (``parse_in_processes``) while this one writes."""
+    out = Parsed(len(batch), [], [])
+    for line, raw in batch:
+        try:
+            out.rows.append(_parse(line, raw, variables))
+        except DomainError as exc:
+            out.refused.append((line, exc.message))
+    return out
+
+
+def parse_in_processes(
+    chunks: Iterator[list[tuple[int, dict[str, Any]]]],
+    variables: Mapping[str, VarInfo],
+    workers: int,
+) -> Iterator[Parsed]:
+    """The batches parsed by ``workers`` processes, in order, a few batches ahead of the
+    writer; 0 parses them here."""
+    if workers <= 0:
+        for chunk in chunks:
+            yield parse_batch(chunk, variables)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(functools.partial(parse_batch, variables=dict(variables)), chunks)
+
+
+def _parse(line: int, raw: Mapping[str, Any], variables: Mapping[str, VarInfo]) -> _Row:
     if raw.get("__invalid__"):
         raise InvalidInput("invalid_row", "not a JSON object")
     ids: dict[str, str] = {}
@@ -139,12 +190,13 @@ def _parse(line: int, raw: Mapping[str, Any], variables: Mapping[str, Variable])
     return _Row(line, ids, typed, sources)
 
 
-def variable_keys(session: Session, organization_id: str) -> dict[str, Variable]:
+def variable_keys(session: Session, organization_id: str) -> dict[str, VarInfo]:
     """Variables by id and by name."""
-    out: dict[str, Variable] = {}
+    out: dict[str, VarInfo] = {}
     for var in repo.variables(session, organization_id):
-        out[var.name] = var
-        out[var.id] = var
+        info = VarInfo(var.id, var.name, var.validate_as)
+        out[var.name] = info
+        out[var.id] = info
     return out
 
 
@@ -170,19 +222,23 @@ def import_batch(
     session: Session,
     organization_id: str,
     batch: Sequence[tuple[int, Mapping[str, Any]]],
-    variables: Mapping[str, Variable] | None = None,
+    variables: Mapping[str, VarInfo] | None = None,
 ) -> Summary:
-    summary = Summary(rows=len(batch))
     variables = variables if variables is not None else variable_keys(session, organization_id)
+    return import_parsed(session, organization_id, parse_batch(batch, variables), variables)
+
+
+def import_parsed(
+    session: Session, organization_id: str, parsed: Parsed, variables: Mapping[str, VarInfo]
+) -> Summary:
+    """Write a parsed batch: one transaction's worth."""
+    summary = Summary(rows=parsed.size)
+    for line, reason in parsed.refused:
+        summary.refuse(line, reason)
     groups: list[_Row] = []
     owner: dict[tuple[str, str], int] = {}  # (column, value) -> index in groups
     slow: list[_Row] = []
-    for line, raw in batch:
-        try:
-            row = _parse(line, raw, variables)
-        except DomainError as exc:
-            summary.refuse(line, exc.message)
-            continue
+    for row in parsed.rows:
         hits = {owner[k] for k in row.ids.items() if k in owner}
         if len(hits) > 1:
             slow.append(row)  # joins two rows of the batch: merged the careful way
@@ -254,7 +310,7 @@ def _value(cid: str, vid: str, typed: values.Typed) -> dict[str, Any]:
     }
 
 
-def _plain(var: Variable, typed: values.Typed | None) -> Any:
+def _plain(var: VarInfo, typed: values.Typed | None) -> Any:
     if typed is None:
         return None
     return values.render(var.validate_as, typed.text, typed.num, typed.day)
