@@ -224,6 +224,7 @@ def test_types_and_filters(call: Call, setup: dict[str, Any]) -> None:
         {"union": None, "conditions": [{"field": ids["Paid"], "op": "gt", "value": 1}]},
         {"union": None, "conditions": [{"field": s["cost"], "op": "eq", "value": 1}]},  # product
         {"union": None, "conditions": [{"field": "nosuch", "op": "eq", "value": 1}]},
+        {"union": None, "conditions": [{"field": "name", "op": {"a": 1}, "value": 1}]},
     ):
         assert call("/deals/list", {"filter": flt}, error=True)["code"] == "invalid_filter"
     assert (

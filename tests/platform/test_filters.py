@@ -126,6 +126,8 @@ def test_bad_filters_are_refused(call: Call, people: dict[str, Any]) -> None:
     wide = {"union": "or", "conditions": [{"field": "phone", "op": "exists"}] * 101}
     cases: list[tuple[Any, str]] = [
         (_cond(v["Orders"], "like", 1), "invalid_filter"),
+        (_cond(v["Orders"], {"op": "eq"}, 1), "invalid_filter"),  # type: ignore[arg-type]
+        (_cond(v["Orders"], ["neq"], 1), "invalid_filter"),  # type: ignore[arg-type]
         (_cond(v["Orders"], "contains", "1"), "invalid_filter"),  # not for numbers
         (_cond(v["City"], "gt", 1), "invalid_filter"),  # not for strings
         (_cond(v["Birthday"], "lt", "2000-01-01"), "invalid_filter"),

@@ -292,7 +292,7 @@ class _SetCompiler(_Compiler):
 
     def condition(self, cond: Mapping[str, Any], path: str) -> ColumnElement[bool] | _ValueTest:
         op = cond.get("op")
-        self.negated = op in NEGATIVE
+        self.negated = isinstance(op, str) and op in NEGATIVE
         if not self.negated:
             return super().condition(cond, path)
         # The positive twin as a set, taken away from everyone.
