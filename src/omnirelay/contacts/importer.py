@@ -14,8 +14,10 @@ import io
 import json
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.pool import AsyncResult
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -155,8 +157,15 @@ def parse_in_processes(
         for chunk in chunks:
             yield parse_batch(chunk, variables)
         return
+    parse = functools.partial(parse_batch, variables=dict(variables))
+    ahead: deque[AsyncResult[Parsed]] = deque()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(functools.partial(parse_batch, variables=dict(variables)), chunks)
+        for chunk in chunks:  # at most two batches per parser read ahead: memory stays flat
+            ahead.append(pool.apply_async(parse, (chunk,)))
+            if len(ahead) > 2 * workers:
+                yield ahead.popleft().get()
+        while ahead:
+            yield ahead.popleft().get()
 
 
 def _parse(line: int, raw: Mapping[str, Any], variables: Mapping[str, VarInfo]) -> _Row:
