@@ -104,14 +104,6 @@ class DealUpdateBody(DealBody):
     id: str = Field(min_length=1, max_length=64)
 
 
-class DealOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: str | None = None
-    error: str | None = None  # a refused element of a batch
-    code: str | None = None
-
-
 class DealAnswer(Success):
     model_config = ConfigDict(extra="allow")
 
