@@ -312,7 +312,10 @@ def _order(
         key = key.desc() if direction.upper() == "DESC" else key.asc()
         # NULLS LAST only where there are NULLs: it keeps SQLite from walking an index.
         out.append(key.nulls_last() if nullable else key)
-    return [*out, Contact.id.asc()]  # a stable page order
+    # A stable page order; the id follows the first key's direction, so that the default
+    # order is one walk of the (organization, createdAt, id) index, backwards.
+    first_desc = isinstance(order[0], list) and str(order[0][-1]).upper() == "DESC"
+    return [*out, Contact.id.desc() if first_desc else Contact.id.asc()]
 
 
 def list_contacts(

@@ -66,8 +66,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_contacts_organization_id_created_at"),
-            ["organization_id", "created_at"],
+            batch_op.f("ix_contacts_organization_id_created_at_id"),
+            ["organization_id", "created_at", "id"],
             unique=False,
         )
         batch_op.create_index(
@@ -393,7 +393,7 @@ def downgrade() -> None:
             sqlite_where=sa.text("fb_id IS NOT NULL"),
             postgresql_where=sa.text("fb_id IS NOT NULL"),
         )
-        batch_op.drop_index(batch_op.f("ix_contacts_organization_id_created_at"))
+        batch_op.drop_index(batch_op.f("ix_contacts_organization_id_created_at_id"))
 
     op.drop_table("contacts")
     op.drop_table("contact_variables")
