@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from omnirelay.config import Settings, get_settings
+from omnirelay.contacts.cli import contacts as contacts_cli
 from omnirelay.db import Database
 from omnirelay.migrate import upgrade
 from omnirelay.tenancy import repository as tenancy_repo
@@ -348,3 +349,6 @@ def callbacks_import(organization_id: str, path: Path) -> None:
     finally:
         db.dispose()
     click.echo(json.dumps(out, indent=2))
+
+
+main.add_command(contacts_cli)

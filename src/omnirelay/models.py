@@ -4,6 +4,8 @@ from omnirelay.billing import models as billing_models
 from omnirelay.blocklist import models as blocklist_models
 from omnirelay.callbacks import models as callback_models
 from omnirelay.connections import models as connection_models
+from omnirelay.contacts import models as contact_models
+from omnirelay.deals import models as deal_models
 from omnirelay.gateway import models as gateway_models
 from omnirelay.idempotency import models as idempotency_models
 from omnirelay.media import models as media_models
@@ -19,6 +21,8 @@ __all__ = [
     "blocklist_models",
     "callback_models",
     "connection_models",
+    "contact_models",
+    "deal_models",
     "gateway_models",
     "idempotency_models",
     "media_models",

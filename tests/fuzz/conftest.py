@@ -114,6 +114,18 @@ def world(client: TestClient, org: Org) -> World:
     started = _ok(client.post("/3.0/callback", data=call, headers={"Authorization": w.basic}))
     w.real["call"] = started["data"]["sid"]
 
+    contact = {"phone": "79161234500", "variables": [{"name": "City", "value": "Moscow"}]}
+    made = _ok(client.post("/user/contacts/create", json=[contact], headers=org.token))
+    w.real["contact"] = made["data"][0]["id"]
+    attrs = _ok(client.post("/user/deals/attributes/list", json={}, headers=org.token))["data"]
+    w.real["attribute"] = amount = next(a["id"] for a in attrs if a["name"] == "Amount")
+    deal = {
+        "name": "Order",
+        "attributes": [{"id": amount, "value": 10}],
+        "contactId": w.real["contact"],
+    }
+    w.real["deal"] = _ok(client.post("/user/deals/create", json=deal, headers=org.token))["id"]
+
     w.account_token = api("POST", "/gateway/account-token")["token"]
     device = {"name": "Sales", "device": "6281234567001"}
     added = _ok(client.post("/add-device", data=device, headers={"Authorization": w.account_token}))

@@ -123,6 +123,11 @@ SURFACES = {
                 ("callbackUrl", "url"),
                 ("token", "slot_token"),
                 ("Content-Type", "slot_type"),
+                ("contactId", "contact"),
+                ("id", "contact"),
+                ("dealId", "deal"),
+                ("attributeId", "attribute"),
+                ("phone", "phone"),
             ),
         ),
         Surface(

@@ -74,3 +74,25 @@ def bucket(s3_server: S3Server) -> str:
         aws_secret_access_key=s3_server.secret_key,
     ).create_bucket(Bucket=name)
     return name
+
+
+Call = Callable[..., Any]
+
+
+@pytest.fixture
+def call(client: TestClient, org: Org) -> Call:
+    """``call(path, body)`` -> the body of a success (asserted); ``error=True`` -> the
+    body of a refusal (asserted HTTP 500, result error)."""
+
+    def do(path: str, body: Any = None, *, error: bool = False, who: Org | None = None) -> Any:
+        r = client.post(f"/user{path}", json=body, headers=(who or org).token)
+        payload = r.json()
+        if error:
+            assert r.status_code == 500, r.text
+            assert payload["result"] == "error", payload
+        else:
+            assert r.status_code == 200, r.text
+            assert payload["result"] == "success", payload
+        return payload
+
+    return do

@@ -1,0 +1,197 @@
+"""Contacts benchmark: bulk import, the filter language over the imported contacts, and
+merges under concurrent creates.
+
+Phases: (1) import N contacts with 3 variables each (a STRING, a NUMBER and a DATE) in
+batches of 5,000 through ``contacts.importer`` (phones normalised with phonenumbers):
+contacts/s and peak RSS; (2) a nested and/or filter with ``total`` that matches 1 % and
+one that matches 50 % of them, each run R times: p50/p99 of the whole list call (limit
+10, order createdAt DESC, total); (3) T threads creating overlapping phones while
+another merges contacts through vkId updates: duplicates of a channel id (must be 0).
+
+    python bench/contacts.py [--db sqlite|postgresql] [--contacts N] [--runs R] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from omnirelay.contacts import importer, unit
+from omnirelay.contacts import service as contacts
+from omnirelay.contacts.models import Contact
+from omnirelay.contacts.schemas import NewContact, Query
+from omnirelay.db import Database
+from omnirelay.tenancy import service as tenancy
+from omnirelay.testing.bench import database, peak_rss_mb, percentile
+
+CITIES = ["Moscow", "Kazan", "Omsk", "Ufa", "Perm", "Tver", "Sochi", "Tula"]
+
+
+def _org(db: Database) -> tuple[str, str]:
+    with db.transaction() as session:
+        org_id = tenancy.create_organization(session, "Bench", created_via="cli").organization.id
+        orders = contacts.create_variable(session, org_id, "Orders", "NUMBER").id
+    return org_id, orders
+
+
+def _rows(n: int, seed: int = 7) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Made as they are read, as from a file: the peak RSS is the importer's."""
+    rnd = random.Random(seed)
+    base = date(1960, 1, 1)
+    for i in range(n):
+        yield (
+            i + 2,
+            {
+                "phone": f"7916{i:07d}",
+                "City": CITIES[i % len(CITIES)],
+                "Orders": rnd.randrange(100),  # uniform: a range of k values matches k %
+                "Birthday": (base + timedelta(days=rnd.randrange(18000))).isoformat(),
+            },
+        )
+
+
+def import_phase(db: Database, org_id: str, n: int, parsers: int) -> None:
+    with db.read() as session:
+        variables = importer.variable_keys(session, org_id)
+    t0 = time.perf_counter()
+    total = importer.Summary()
+    for parsed in importer.parse_in_processes(importer.batches(_rows(n)), variables, parsers):
+        with db.transaction() as session:
+            total.add(importer.import_parsed(session, org_id, parsed, variables))
+    elapsed = time.perf_counter() - t0
+    assert total.created == n, total.as_dict()
+    print(
+        f"import: {n:,} contacts x 3 variables in {elapsed:.1f} s = {n / elapsed:,.0f} contacts/s"
+        f" with {parsers} parser processes  (peak RSS {peak_rss_mb():.0f} MB, this process)"
+    )
+
+
+def _filters(orders: str) -> dict[str, Any]:
+    one = {  # Orders == 42 (1 %), or a city no contact has
+        "union": "or",
+        "conditions": [
+            {
+                "union": "and",
+                "conditions": [
+                    {"field": orders, "op": "gte", "value": 42},
+                    {"field": orders, "op": "lt", "value": 43},
+                ],
+            },
+            {"union": None, "conditions": [{"field": "City", "op": "eq", "value": "Atlantis"}]},
+        ],
+    }
+    half = {  # Orders < 25 or Orders >= 75 (50 %), and the contact has a phone
+        "union": "and",
+        "conditions": [
+            {
+                "union": "or",
+                "conditions": [
+                    {"field": orders, "op": "lt", "value": 25},
+                    {"field": orders, "op": "gte", "value": 75},
+                ],
+            },
+            {"field": "channels", "op": "has", "value": "sms"},
+        ],
+    }
+    return {"1%": one, "50%": half}
+
+
+def filter_phase(db: Database, org_id: str, orders: str, n: int, runs: int) -> None:
+    for name, flt in _filters(orders).items():
+        times = []
+        total = 0
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            with db.read() as session:
+                _, total = contacts.list_contacts(
+                    session, org_id, Query(filter=flt, limit=10, order=[["createdAt", "DESC"]])
+                )
+            times.append((time.perf_counter() - t0) * 1000)
+        print(
+            f"filter {name}: total {total:,} of {n:,}  p50 {percentile(times, 50):.1f} ms"
+            f"  p99 {percentile(times, 99):.1f} ms  ({runs} runs)"
+        )
+
+
+def merge_phase(db: Database, org_id: str, threads: int, phones: int) -> None:
+    numbers = [f"7925{i:07d}" for i in range(phones)]
+    errors: list[BaseException] = []
+
+    def creator(k: int) -> None:
+        rnd = random.Random(k)
+        for start in range(0, phones, 20):
+            chunk = numbers[start : start + 20]
+            rnd.shuffle(chunk)
+            items = [NewContact(ids={"phone": p}) for p in chunk]
+            unit.run(db, lambda s, items=items: contacts.create(s, org_id, items))
+
+    def merger() -> None:
+        for i in range(phones):
+
+            def work(s: Any, i: int = i) -> None:
+                found = contacts.find_by_channel_id(s, org_id, "phone", numbers[i])
+                if found is not None:
+                    contacts.update_channel_id(s, org_id, found.id, "vkId", str(i % 50))
+
+            unit.run(db, work)
+
+    def guarded(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=guarded, args=(creator, k)) for k in range(threads)]
+    workers.append(threading.Thread(target=guarded, args=(merger,)))
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - t0
+    with db.read() as session:
+        dup_phone = session.scalar(
+            select(func.count() - func.count(func.distinct(Contact.phone))).where(
+                Contact.organization_id == org_id, Contact.phone.is_not(None)
+            )
+        )
+        dup_vk = session.scalar(
+            select(func.count() - func.count(func.distinct(Contact.vk_id))).where(
+                Contact.organization_id == org_id, Contact.vk_id.is_not(None)
+            )
+        )
+    print(
+        f"merge: {threads} creating threads x {phones} phones + 1 merging thread in "
+        f"{elapsed:.1f} s; errors {len(errors)}; duplicate phones {dup_phone}, "
+        f"duplicate vkIds {dup_vk}"
+    )
+    assert not errors and dup_phone == 0 and dup_vk == 0, errors[:1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--parsers", type=int, default=importer.DEFAULT_PARSERS)
+    parser.add_argument("--smoke", action="store_true", help="small and fast (CI)")
+    args = parser.parse_args()
+    n, runs, phones = (2_000, 3, 40) if args.smoke else (args.contacts, args.runs, 400)
+    with database(args.db) as db:
+        org_id, orders = _org(db)
+        print(f"contacts bench on {args.db}")
+        import_phase(db, org_id, n, args.parsers)
+        filter_phase(db, org_id, orders, n, runs)
+        merge_phase(db, org_id, args.threads, phones)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""All SQL of contacts, variables and values. Every query names the organization."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Select, Table, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import UnaryExpression
+
+from omnirelay.contacts.models import Contact, ContactValue, Variable
+
+
+def _table(model: type[Contact] | type[ContactValue]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+# --- contacts -----------------------------------------------------------------------
+
+
+def get(session: Session, organization_id: str, contact_id: str) -> Contact | None:
+    return session.scalar(
+        select(Contact).where(Contact.id == contact_id, Contact.organization_id == organization_id)
+    )
+
+
+def get_for_update(session: Session, organization_id: str, contact_id: str) -> Contact | None:
+    return session.scalar(
+        select(Contact)
+        .where(Contact.id == contact_id, Contact.organization_id == organization_id)
+        .with_for_update()
+    )
+
+
+def find_by_channel_ids(
+    session: Session, organization_id: str, ids: Mapping[str, str], *, lock: bool = False
+) -> list[Contact]:
+    """Contacts holding any of ``ids`` (column -> value): one query, each term a probe of
+    that column's unique index."""
+    if not ids:
+        return []
+    stmt = select(Contact).where(
+        Contact.organization_id == organization_id,
+        or_(*(getattr(Contact, col) == value for col, value in ids.items())),
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt.order_by(Contact.created_at, Contact.id)))
+
+
+def find_by_channel_id(
+    session: Session, organization_id: str, column: str, value: str
+) -> Contact | None:
+    return session.scalar(
+        select(Contact).where(
+            Contact.organization_id == organization_id, getattr(Contact, column) == value
+        )
+    )
+
+
+def add(session: Session, contact: Contact) -> Contact:
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def ids_by_channel_values(
+    session: Session, organization_id: str, column: str, keys: Iterable[str]
+) -> dict[str, str]:
+    col = getattr(Contact, column)
+    stmt = select(col, Contact.id).where(
+        Contact.organization_id == organization_id, col.in_(list(keys))
+    )
+    return {k: i for k, i in session.execute(stmt).all()}
+
+
+def delete_contact(session: Session, contact: Contact) -> None:
+    session.execute(delete(Contact).where(Contact.id == contact.id))
+
+
+def touch(session: Session, contact_ids: Sequence[str], when: Any) -> None:
+    if contact_ids:
+        session.execute(update(Contact).where(Contact.id.in_(contact_ids)).values(updated_at=when))
+
+
+def listing(
+    organization_id: str,
+    where: ColumnElement[bool],
+    order: Sequence[UnaryExpression[Any]],
+    offset: int,
+    limit: int | None,
+) -> Select[Contact]:
+    stmt = (
+        select(Contact)
+        .where(Contact.organization_id == organization_id, where)
+        .order_by(*order)
+        .offset(offset)
+    )
+    return stmt.limit(limit) if limit is not None else stmt
+
+
+def page(
+    session: Session,
+    organization_id: str,
+    where: ColumnElement[bool],
+    order: Sequence[UnaryExpression[Any]],
+    offset: int,
+    limit: int | None,
+) -> list[Contact]:
+    return list(session.scalars(listing(organization_id, where, order, offset, limit)))
+
+
+def count(session: Session, organization_id: str, where: ColumnElement[bool]) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Contact)
+        .where(Contact.organization_id == organization_id, where)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def count_ids(session: Session, ids: Select[Any]) -> int:
+    """The size of a set of contact ids (a compiled filter): only the indexes it names."""
+    return int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+
+
+def value_sort_key(variable: Variable) -> Any:
+    column = {
+        "NUMBER": ContactValue.value_num,
+        "DATE": ContactValue.value_date,
+        "STRING": ContactValue.value_text,
+    }[variable.validate_as]
+    return (
+        select(column)
+        .where(ContactValue.contact_id == Contact.id, ContactValue.variable_id == variable.id)
+        .scalar_subquery()
+    )
+
+
+# --- variables ----------------------------------------------------------------------
+
+
+def variables(session: Session, organization_id: str) -> list[Variable]:
+    return list(
+        session.scalars(
+            select(Variable)
+            .where(Variable.organization_id == organization_id)
+            .order_by(Variable.created_at, Variable.id)
+        )
+    )
+
+
+def variable(session: Session, organization_id: str, key: str) -> Variable | None:
+    """By id, else by name (names are unique in an organization)."""
+    found = session.scalar(
+        select(Variable).where(Variable.organization_id == organization_id, Variable.id == key)
+    )
+    if found is not None:
+        return found
+    return session.scalar(
+        select(Variable).where(Variable.organization_id == organization_id, Variable.name == key)
+    )
+
+
+def add_variable(session: Session, row: Variable) -> Variable:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_variable(session: Session, row: Variable) -> None:
+    session.execute(delete(ContactValue).where(ContactValue.variable_id == row.id))
+    session.execute(delete(Variable).where(Variable.id == row.id))
+
+
+# --- values -------------------------------------------------------------------------
+
+
+def values_of(session: Session, contact_ids: Sequence[str]) -> list[ContactValue]:
+    if not contact_ids:
+        return []
+    return list(
+        session.scalars(select(ContactValue).where(ContactValue.contact_id.in_(contact_ids)))
+    )
+
+
+def upsert_values(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Set (contact, variable) values: one statement; a value already there is replaced."""
+    if not rows:
+        return
+    stmt = _insert(session, ContactValue).values(list(rows))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["contact_id", "variable_id"],
+        set_={
+            "value_text": stmt.excluded.value_text,
+            "value_num": stmt.excluded.value_num,
+            "value_date": stmt.excluded.value_date,
+        },
+    )
+    session.execute(stmt)
+
+
+def insert_values(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Values of contacts just created: a plain executemany (the bulk import's path)."""
+    if rows:  # Core, not the ORM: one executemany (the ORM would send row by row here)
+        session.connection().execute(_table(ContactValue).insert(), list(rows))
+
+
+def clear_values(session: Session, contact_id: str, variable_ids: Sequence[str]) -> None:
+    if variable_ids:
+        session.execute(
+            delete(ContactValue).where(
+                ContactValue.contact_id == contact_id, ContactValue.variable_id.in_(variable_ids)
+            )
+        )
+
+
+def move_values(session: Session, from_id: str, to_id: str) -> None:
+    """The values of ``from_id`` the contact ``to_id`` has none of go to ``to_id``."""
+    has = select(ContactValue.variable_id).where(ContactValue.contact_id == to_id)
+    session.execute(
+        update(ContactValue)
+        .where(ContactValue.contact_id == from_id, ContactValue.variable_id.not_in(has))
+        .values(contact_id=to_id)
+    )
+
+
+def insert_contacts(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """New contacts with their ids set: a plain executemany (the bulk import's path)."""
+    if rows:
+        session.connection().execute(_table(Contact).insert(), list(rows))
+
+
+def by_ids(session: Session, organization_id: str, ids: Sequence[str]) -> list[Contact]:
+    found = {
+        c.id: c
+        for c in session.scalars(
+            select(Contact).where(Contact.organization_id == organization_id, Contact.id.in_(ids))
+        )
+    }
+    return [found[i] for i in ids if i in found]

@@ -1,0 +1,153 @@
+"""The contacts filter language through /user/contacts: the 14 operators, each checked
+against the field's type, nested and/or, offset/limit/order/total, bounded input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.platform.conftest import Call
+
+
+@pytest.fixture
+def people(call: Call) -> dict[str, Any]:
+    """Four contacts with a NUMBER, a STRING and a DATE variable, and a variable id map."""
+    orders = call("/variables/create", {"name": "Orders", "validateAs": "NUMBER"})["id"]
+    rows = [
+        {"phone": "79990000011", "vkId": 11, "orders": 5, "city": "Moscow", "bday": "1990-05-01"},
+        {"phone": "79990000012", "orders": 15, "city": "Saint Petersburg", "bday": "2001-01-01"},
+        {"phone": "79990000013", "telegramId": 13, "orders": 25, "city": "Kazan"},
+        {"phone": "79990000014", "vkId": 14},
+    ]
+    names = {}
+    for i, row in enumerate(rows):
+        variables = [{"id": orders, "value": row["orders"]}] if "orders" in row else []
+        if "city" in row:
+            variables.append({"name": "City", "value": row["city"]})
+        if "bday" in row:
+            variables.append({"name": "Birthday", "value": row["bday"]})
+        ids = {k: row[k] for k in ("phone", "vkId", "telegramId") if k in row}
+        created = call("/contacts/create", [ids | {"variables": variables}])["data"][0]
+        names[created["id"]] = i
+    var = {v["name"]: v["id"] for v in call("/variables/list")["data"]}
+    return {"names": names, "var": var}
+
+
+def _match(call: Call, people: dict[str, Any], flt: Any, **extra: Any) -> list[int]:
+    answer = call("/contacts", {"filter": flt, **extra})
+    return sorted(people["names"][c["id"]] for c in answer["data"])
+
+
+def _cond(field: str, op: str, value: Any = None) -> dict[str, Any]:
+    return {"union": None, "conditions": [{"field": field, "op": op, "value": value}]}
+
+
+def test_each_operator(call: Call, people: dict[str, Any]) -> None:
+    v = people["var"]
+    cases: list[tuple[str, str, Any, list[int]]] = [
+        (v["Orders"], "eq", 15, [1]),
+        (v["Orders"], "neq", 15, [0, 2, 3]),  # no value: not equal
+        (v["Orders"], "lt", 15, [0]),
+        (v["Orders"], "lte", 15, [0, 1]),
+        (v["Orders"], "gt", 15, [2]),
+        (v["Orders"], "gte", "15", [1, 2]),
+        (v["Orders"], "exists", None, [0, 1, 2]),
+        (v["Orders"], "nexists", None, [3]),
+        (v["City"], "eq", "Kazan", [2]),
+        (v["City"], "contains", "PETERS", [1]),  # case-insensitive
+        (v["City"], "ncontains", "o", [1, 2, 3]),  # Moscow has one
+        ("City", "contains", "%", []),  # a wildcard character is a character
+        (v["Birthday"], "before", "2000-01-01", [0]),
+        (v["Birthday"], "after", "01.01.1995", [1]),
+        (v["Birthday"], "eq", "2001-01-01T10:00:00Z", [1]),
+        ("channels", "has", "vk", [0, 3]),
+        ("channels", "nhas", "telegram", [0, 1, 3]),
+        ("phone", "eq", "+7 999 000-00-12", [1]),
+        ("phone", "contains", "0013", [2]),
+        ("vkId", "exists", None, [0, 3]),
+    ]
+    for field, op, value, expected in cases:
+        assert _match(call, people, _cond(field, op, value)) == expected, (field, op, value)
+
+
+def test_nested_and_or_total_and_paging(call: Call, people: dict[str, Any]) -> None:
+    v = people["var"]
+    flt = {
+        "union": "or",
+        "conditions": [
+            {
+                "union": "and",
+                "conditions": [
+                    {"field": v["Orders"], "op": "gt", "value": 10},
+                    {"field": v["Orders"], "op": "lt", "value": 20},
+                ],
+            },
+            {"union": None, "conditions": [{"field": "channels", "op": "has", "value": "vk"}]},
+        ],
+    }
+    assert _match(call, people, flt) == [0, 1, 3]
+    answer = call(
+        "/contacts", {"filter": flt, "offset": 1, "limit": 1, "order": [[v["Orders"], "DESC"]]}
+    )
+    assert answer["total"] == 3
+    assert [people["names"][c["id"]] for c in answer["data"]] == [0]  # 15, 5, then no value
+    everything = call("/contacts", {"order": [["phone", "ASC"]]})
+    assert [people["names"][c["id"]] for c in everything["data"]] == [0, 1, 2, 3]
+    assert everything["total"] == 4
+    assert call("/contacts", {"limit": 0})["data"] == []
+    newest = call("/contacts", {"limit": 1})["data"][0]  # default order: createdAt DESC
+    assert people["names"][newest["id"]] == 3
+    assert call("/contacts/list", {"filter": {}})["total"] == 4
+    mixed = {  # negatives, a contact-row test and two variables, nested
+        "union": "or",
+        "conditions": [
+            {"field": v["Orders"], "op": "nexists"},
+            {
+                "union": "and",
+                "conditions": [
+                    {"field": "City", "op": "eq", "value": "Kazan"},
+                    {"field": "channels", "op": "nhas", "value": "vk"},
+                    {"field": v["Orders"], "op": "gte", "value": 25},
+                ],
+            },
+        ],
+    }
+    assert _match(call, people, mixed) == [2, 3]
+    assert call("/contacts", {"filter": mixed})["total"] == 2
+    assert _match(call, people, {"union": "and", "conditions": []}) == [0, 1, 2, 3]
+
+
+def test_bad_filters_are_refused(call: Call, people: dict[str, Any]) -> None:
+    v = people["var"]
+    deep: dict[str, Any] = {"field": "phone", "op": "exists"}
+    for _ in range(9):
+        deep = {"union": "and", "conditions": [deep]}
+    wide = {"union": "or", "conditions": [{"field": "phone", "op": "exists"}] * 101}
+    cases: list[tuple[Any, str]] = [
+        (_cond(v["Orders"], "like", 1), "invalid_filter"),
+        (_cond(v["Orders"], {"op": "eq"}, 1), "invalid_filter"),  # type: ignore[arg-type]
+        (_cond(v["Orders"], ["neq"], 1), "invalid_filter"),  # type: ignore[arg-type]
+        (_cond(v["Orders"], "contains", "1"), "invalid_filter"),  # not for numbers
+        (_cond(v["City"], "gt", 1), "invalid_filter"),  # not for strings
+        (_cond(v["Birthday"], "lt", "2000-01-01"), "invalid_filter"),
+        (_cond("channels", "eq", "vk"), "invalid_filter"),
+        (_cond(v["Orders"], "gt", "ten"), "1056"),
+        (_cond(v["Birthday"], "before", "yesterday"), "1054"),
+        (_cond("channels", "has", "pigeon"), "invalid_filter"),
+        (_cond("nosuchvariable", "eq", "x"), "invalid_filter"),
+        (_cond(v["City"], "eq", {"a": 1}), "invalid_filter"),
+        ({"union": "xor", "conditions": []}, "invalid_filter"),
+        ({"union": "and", "conditions": "x"}, "invalid_filter"),
+        (deep, "invalid_filter"),
+        (wide, "invalid_filter"),
+    ]
+    for flt, code in cases:
+        assert call("/contacts", {"filter": flt}, error=True)["code"] == code, flt
+    for body in (
+        {"limit": -1},
+        {"offset": -1},
+        {"order": [["nosuch", "ASC"]]},
+        {"order": [["createdAt", "UP"]]},
+    ):
+        assert call("/contacts", body, error=True)["result"] == "error", body
