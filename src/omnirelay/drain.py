@@ -13,8 +13,9 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import socket
 import threading
+import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -71,7 +72,8 @@ class Drain(Generic[B]):
         self.step = step
         self.batch = batch
         self.poll_interval = poll_interval
-        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # Unique and short (claimed_by is 64 characters): a host name may be long.
+        self.id = (worker_id or f"{uuid.uuid4().hex[:16]}:{os.getpid()}")[:48]
         self._claims = itertools.count(1)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -102,15 +104,26 @@ class Drain(Generic[B]):
 
     def run_once(self, limit: int | None = None) -> int:
         """Claim, do and record one batch; the number of rows it had."""
-        claim_id = f"{self.id}:{next(self._claims)}"[:64]
+        claim_id = f"{self.id}:{next(self._claims)}"
         with self.db.transaction() as session:
             batch = self.step.claim(session, claim_id, limit or self.batch, utcnow())
         if batch is None or self.step.size(batch) == 0:
             return 0
         outcomes = self.step.io(batch)
         if outcomes is not None:
-            with self.db.transaction() as session:
-                self.step.record(session, batch, outcomes, claim_id)
+            # The I/O is done and cannot be undone: a record that fails (a deadlock, a
+            # lock held by another process) is tried again with the same outcomes before
+            # the batch is left to its lease (and its I/O made again).
+            for attempt in range(3):
+                try:
+                    with self.db.transaction() as session:
+                        self.step.record(session, batch, outcomes, claim_id)
+                    break
+                except Exception:
+                    if attempt == 2:
+                        raise
+                    log.warning("drain %s: recording failed; again", self.step.name, exc_info=True)
+                    time.sleep(0.2 * (attempt + 1))
         n = self.step.size(batch)
         self.rows += n
         return n

@@ -19,7 +19,6 @@ from omnirelay.app import create_app
 from omnirelay.config import Settings
 from omnirelay.db import Database, utcnow
 from omnirelay.messaging.models import Message
-from omnirelay.surfaces.notify.hot import MAX_BODY
 from omnirelay.tenancy import service as tenancy
 from omnirelay.tenancy.cache import ApiTokenCache
 from omnirelay.tenancy.models import ApiToken
@@ -108,6 +107,14 @@ def test_a_nul_anywhere_is_refused(client: TestClient, org: Org, db: Database) -
     answer = client.post("/v3/message/sendSMS?x=%00", json=SMS, headers=org.token)
     assert answer.status_code == 400 and answer.json()["code"] == 1021
     assert count(db) == 0
+
+
+MAX_BODY = 64 * 1024  # the limit these tests set (OMNIRELAY_MAX_BODY_BYTES)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"max_body_bytes": MAX_BODY})
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(

@@ -122,16 +122,22 @@ WAITING_STATUSES = ("queued", "submitting", "sent")
 
 def expired_attempts(session: Session, now: datetime, limit: int) -> list[int]:
     """Attempts still waiting for a final report whose ttl has passed, oldest first."""
-    rows = session.execute(
+    query = (
         select(_ATTEMPTS.c.id)
         .where(
             _ATTEMPTS.c.status.in_([literal_column(f"'{s}'") for s in WAITING_STATUSES]),
             _ATTEMPTS.c.expires_at <= now,
         )
-        .order_by(_ATTEMPTS.c.expires_at)
+        .order_by(_ATTEMPTS.c.expires_at, _ATTEMPTS.c.id)
         .limit(limit)
     )
-    return [int(r[0]) for r in rows]
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # another process's sweep has them
+    return [int(r[0]) for r in session.execute(query)]
+
+
+def postpone_expiry(session: Session, attempt_id: int, at: datetime) -> None:
+    session.execute(update(_ATTEMPTS).where(_ATTEMPTS.c.id == attempt_id).values(expires_at=at))
 
 
 def next_expiry(session: Session, now: datetime) -> datetime | None:
@@ -179,7 +185,9 @@ def attempts_for_reports(
             .order_by(_ATTEMPTS.c.id)
         )
         if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=MESSAGES)
+            # Both rows: after waiting for a lock, PostgreSQL re-reads what it locked, so
+            # the attempt's status is the committed one, not the one before the wait.
+            query = query.with_for_update(of=(MESSAGES, _ATTEMPTS))
         for row in session.execute(query):
             # Ordered by id: the newest attempt with the id wins (SMSCs reuse ids).
             found[(int(row.connection_id), str(row.provider_message_id))] = {
@@ -286,7 +294,7 @@ def attempts_to_mark_sent(
             .where(_ATTEMPTS.c.id.in_(unique[start : start + 500]))
         )
         if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=MESSAGES)
+            query = query.with_for_update(of=(MESSAGES, _ATTEMPTS))  # as attempts_for_reports
         for row in session.execute(query):
             out[int(row.id)] = {
                 "step": int(row.step),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -105,7 +106,7 @@ class DispatchStep:
                     send = self._prepare(session, message, now, connections)
             except Exception:
                 log.exception("dispatch of %s: preparing failed", message.id)
-                self._later(message, retry_delay(message.tries + 1, None), now, tried=True)
+                self._give_up_or_later(session, message, None, "preparing failed", now)
                 continue
             if send is not None:
                 sends.append(send)
@@ -217,25 +218,55 @@ class DispatchStep:
             message.tries += 1
         _release(message, now + timedelta(seconds=delay))
 
+    def _give_up_or_later(
+        self,
+        session: Session,
+        message: Message,
+        attempt: MessageAttempt | None,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """A failure of ours (not the provider's): try again later, a bounded number of
+        times, then end the step with an error (never a message left without an end)."""
+        try:
+            with session.begin_nested():
+                if message.tries + 1 < MAX_SEND_TRIES:
+                    self._later(message, retry_delay(message.tries + 1, None), now, tried=True)
+                    return
+                _release(message, None)
+                if attempt is None:
+                    attempt = _attempt_of(message, now)
+                pipeline.finish_attempt(session, message, attempt, "error", 1001, reason)
+        except Exception:
+            log.exception("dispatch of %s: giving up failed too", message.id)
+
     def size(self, batch: Batch) -> int:
         return batch.claimed
 
     # --- io: the adapters, no transaction open ----------------------------------------
 
-    def io(self, batch: Batch) -> list[Outcome]:
+    def io(self, batch: Batch) -> list[Outcome] | None:
+        if not batch.sends:
+            return None  # the claim decided everything
         # The sandbox answers from memory; real providers are network calls (blocking
-        # clients today), run side by side on a bounded pool.
+        # clients today), run side by side on a bounded pool, a pool-full at a time, and
+        # only while half the lease is left: what is not sent by then is released
+        # untried, so no send can outlive its claim (and be made twice).
         remote = [i for i, s in enumerate(batch.sends) if s.adapter.name not in SANDBOXES]
         outcomes: list[Outcome] = [
-            _send(s) if s.adapter.name in SANDBOXES else Exception() for s in batch.sends
+            _send(s) if s.adapter.name in SANDBOXES else NotTried() for s in batch.sends
         ]
         if remote:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="send")
-            for i, outcome in zip(
-                remote, self._pool.map(_send, [batch.sends[i] for i in remote]), strict=True
-            ):
-                outcomes[i] = outcome
+            deadline = time.monotonic() + self.lease_seconds / 2
+            for start in range(0, len(remote), self.concurrency):
+                if time.monotonic() > deadline:
+                    break
+                chunk = remote[start : start + self.concurrency]
+                sends = [batch.sends[i] for i in chunk]
+                for i, outcome in zip(chunk, self._pool.map(_send, sends), strict=True):
+                    outcomes[i] = outcome
         return outcomes
 
     # --- record: the whole batch in one transaction -----------------------------------
@@ -249,8 +280,11 @@ class DispatchStep:
         for send, outcome in zip(batch.sends, outcomes, strict=True):
             if send.message_id not in mine:
                 # The lease passed and another process took the message over: its
-                # answer wins (this send may have gone twice: at-least-once).
+                # answer wins (this send may have gone twice: at-least-once), and its
+                # claim debited the step again: this claim's debit goes back.
                 log.warning("dispatch of %s: lease lost, outcome dropped", send.message_id)
+                if send.debited:
+                    billing_repo.credit(session, send.organization_id, send.debited)
             elif isinstance(outcome, SendResult) and send.method not in pipeline.STATUS_HOOKS:
                 plain.append(
                     pipeline.SentRow(
@@ -269,12 +303,22 @@ class DispatchStep:
                         self._record(session, send, outcome, now)
                 except Exception:
                     log.exception("dispatch of %s: recording failed", send.message_id)
+                    message = repo.lock(session, send.message_id)
+                    if message is not None:
+                        if send.debited:
+                            billing_repo.credit(session, send.organization_id, send.debited)
+                        self._give_up_or_later(session, message, None, "recording failed", now)
         if plain:  # the common case, set-based
             pipeline.sent_many(session, plain, now)
 
     def _record(self, session: Session, send: Send, outcome: Outcome, now: datetime) -> None:
         message = repo.lock(session, send.message_id)
         if message is None or message.step != send.step:
+            return
+        if isinstance(outcome, NotTried):  # the batch ran out of its lease's time
+            if send.debited:
+                billing_repo.credit(session, message.organization_id, send.debited)
+            _release(message, now)
             return
         attempt = MessageAttempt(**send.attempt)
         if isinstance(outcome, SendResult):
@@ -302,6 +346,28 @@ class DispatchStep:
 
     def next_due(self, session: Session) -> datetime | None:
         return bulk.next_due(session, utcnow())
+
+
+class NotTried(Exception):
+    """The outcome of a send the batch had no time left for: released, due at once."""
+
+
+def _attempt_of(message: Message, now: datetime) -> MessageAttempt:
+    step = message.route[message.step] if message.step < len(message.route) else {}
+    return MessageAttempt(
+        message_id=message.id,
+        organization_id=message.organization_id,
+        step=message.step,
+        channel=step.get("channel", message.channel),
+        connection_id=int(step.get("connection_id", 0)),
+        provider=step.get("provider", "sandbox"),
+        sender=step.get("sender"),
+        status="accepted",
+        price=0,
+        parts=int(step.get("parts", 1)),
+        created_at=now,
+        status_at=now,
+    )
 
 
 _ATTEMPT_COLUMNS = (

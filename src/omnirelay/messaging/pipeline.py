@@ -258,12 +258,15 @@ def cancel(session: Session, message_id: str, reason: str) -> bool:
     if message is None or message.final_at is not None or message.status != "accepted":
         return False
     now = utcnow()
+    if message.claimed_by is not None and message.lease_until and message.lease_until > now:
+        return False  # a dispatch holds it: it may be with the provider right now
     message.status, message.error, message.final_at, message.updated_at = (
         "deleted",
         reason,
         now,
         now,
     )
+    message.due_at = None
     return True
 
 
@@ -284,7 +287,13 @@ def expire_due(session: Session, now: datetime, limit: int) -> int:
     step takes over); how many were looked at."""
     ids = bulk.expired_attempts(session, now, limit)
     for attempt_id in ids:
-        expire(session, attempt_id)
+        try:
+            with session.begin_nested():
+                expire(session, attempt_id)
+        except Exception:
+            # One bad row must not stop every ttl: it is looked at again in a minute.
+            log.exception("expiring attempt %s failed", attempt_id)
+            bulk.postpone_expiry(session, attempt_id, now + timedelta(seconds=60))
     return len(ids)
 
 

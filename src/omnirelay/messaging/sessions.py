@@ -28,8 +28,7 @@ def queue_attempt(
 ) -> None:
     attempt.status = "queued"
     attempt.expires_at = now + timedelta(seconds=int(message.route[attempt.step]["ttl"]))
-    # Not flushed one by one: nothing needs its id now, and the batch's flush writes all
-    # the queued attempts of a dispatch batch together.
+    # Nothing needs its id now: written with the rest of the message's changes.
     session.add(attempt)
     message.channel = attempt.channel
     message.updated_at = now

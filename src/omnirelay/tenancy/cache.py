@@ -79,10 +79,12 @@ class ApiTokenCache:
             self._generation = _generation
         found = self._entries.get(token)
         if found is None or found[1] <= now:
+            generation = _generation
             found = (self._read(token), now + self.ttl)
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()  # bounded; a full cache is rare and cheap to refill
-            self._entries[token] = found
+            if generation == _generation:  # not a read from before a revocation committed
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()  # bounded; a full cache is rare, cheap to refill
+                self._entries[token] = found
         if found[0] is None:
             raise invalid_token()
         return found[0]

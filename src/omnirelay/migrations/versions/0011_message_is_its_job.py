@@ -32,20 +32,24 @@ def upgrade() -> None:
         sqlite_where=sa.text("due_at IS NOT NULL"),
         postgresql_where=sa.text("due_at IS NOT NULL"),
     )
-    # Dispatch jobs waiting in the queue become due times of their messages.
+    # Dispatch jobs of a message's current step (waiting, running, or dead: the drain
+    # tries a dead one's message once more) become due times of their messages.
     bind = op.get_bind()
-    key = (
-        "json_extract(jobs.payload, '$.message_id')"
-        if bind.dialect.name == "sqlite"
-        else "(jobs.payload->>'message_id')"
+    if bind.dialect.name == "sqlite":
+        key, step = (
+            "json_extract(jobs.payload, '$.message_id')",
+            "json_extract(jobs.payload, '$.step')",
+        )
+    else:
+        key = "(jobs.payload->>'message_id')"
+        step = "CAST(jobs.payload->>'step' AS INTEGER)"
+    match = (
+        f"jobs.kind = 'messages.dispatch' AND {key} = messages.id AND {step} = messages.step "
+        "AND jobs.status IN ('todo', 'doing', 'dead')"
     )
     op.execute(
-        "UPDATE messages SET due_at = (SELECT MIN(jobs.run_at) FROM jobs "
-        f"WHERE jobs.kind = 'messages.dispatch' AND {key} = messages.id "
-        "AND jobs.status IN ('todo', 'doing')) "
-        "WHERE final_at IS NULL AND EXISTS (SELECT 1 FROM jobs "
-        f"WHERE jobs.kind = 'messages.dispatch' AND {key} = messages.id "
-        "AND jobs.status IN ('todo', 'doing'))"
+        f"UPDATE messages SET due_at = (SELECT MIN(jobs.run_at) FROM jobs WHERE {match}) "
+        f"WHERE final_at IS NULL AND EXISTS (SELECT 1 FROM jobs WHERE {match})"
     )
     op.execute("DELETE FROM jobs WHERE kind = 'messages.dispatch'")
     # Ttl watches are the attempts' expires_at, swept in batches: their jobs go.
