@@ -69,12 +69,10 @@ def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """The suite's settings, with uploads (gateway /send, media storage) kept in the
-    test's own folder."""
-    return Settings(
-        database_url=database_url, rate_limit_requests=10_000, media_dir=str(tmp_path / "media")
-    )
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The suite's settings (limits no fuzz case should meet), with uploads (gateway
+    /send, media storage) kept in the test's own folder."""
+    return settings.model_copy(update={"media_dir": str(tmp_path / "media")})
 
 
 @pytest.fixture

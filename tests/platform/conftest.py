@@ -20,12 +20,9 @@ UserCall = Callable[..., httpx.Response]
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=database_url,
-        rate_limit_requests=10_000,
-        media_dir=str(tmp_path / "media"),
-    )
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The suite's settings, with media kept in the test's own folder."""
+    return settings.model_copy(update={"media_dir": str(tmp_path / "media")})
 
 
 @pytest.fixture
