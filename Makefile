@@ -41,6 +41,7 @@ bench: $(STAMP)
 		$(BIN)/python bench/backlog.py --db $$db; \
 		$(BIN)/python bench/idle.py --db $$db; \
 		$(BIN)/python bench/contacts.py --db $$db; \
+		$(BIN)/python bench/fairness.py --db $$db; \
 	done
 	set -e; for w in 1 2 4; do \
 		$(BIN)/python bench/send.py --db postgresql --workers $$w; \

@@ -8,7 +8,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal_column, or_, select, tuple_, update
+from sqlalchemy import (
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from omnirelay.messaging.models import Message, MessageAttempt, ProviderPart
@@ -20,27 +30,70 @@ MESSAGES = _tables[Message.__tablename__]
 # --- the dispatch drain (messaging/dispatch.py) ----------------------------------------
 
 
+# Organizations served side by side in one claim (the rest wait for the next batch).
+MAX_ORGS_PER_CLAIM = 64
+
+# The organizations that have messages waiting, by a loose index scan of
+# ix_messages_org_due: one index seek per organization, however long its backlog.
+_ORGS_WITH_DUE = text(
+    """
+    WITH RECURSIVE orgs(id) AS (
+        SELECT MIN(organization_id) FROM messages WHERE due_at IS NOT NULL
+        UNION ALL
+        SELECT (SELECT MIN(m.organization_id) FROM messages m
+                WHERE m.due_at IS NOT NULL AND m.organization_id > orgs.id)
+        FROM orgs WHERE orgs.id IS NOT NULL
+    )
+    SELECT id FROM orgs WHERE id IS NOT NULL LIMIT :n
+    """
+)
+
+
+def _due(now: datetime, limit: int, organization_id: str | None = None) -> Any:
+    query = select(MESSAGES.c.id).where(
+        MESSAGES.c.due_at.is_not(None),
+        MESSAGES.c.due_at <= now,
+        or_(MESSAGES.c.lease_until.is_(None), MESSAGES.c.lease_until <= now),
+    )
+    if organization_id is not None:
+        query = query.where(MESSAGES.c.organization_id == organization_id)
+    return query.order_by(MESSAGES.c.due_at).limit(limit)
+
+
 def claim_due(
     session: Session, claim_id: str, limit: int, now: datetime, until: datetime
 ) -> list[str]:
-    """Lease up to ``limit`` due messages to ``claim_id``, earliest first, in one
-    statement; a lease that passed (its process died) is taken over. PostgreSQL skips rows
-    another claim holds; SQLite's write lock serialises claims anyway."""
-    due = (
-        select(MESSAGES.c.id)
-        .where(
-            MESSAGES.c.due_at.is_not(None),
-            MESSAGES.c.due_at <= now,
-            or_(MESSAGES.c.lease_until.is_(None), MESSAGES.c.lease_until <= now),
-        )
-        .order_by(MESSAGES.c.due_at)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+    """Lease up to ``limit`` due messages to ``claim_id``; a lease that passed (its process
+    died) is taken over. Fair between organizations: each organization with messages
+    waiting gets an equal share of the batch, earliest first, and what the shares leave
+    goes to the earliest due of anyone; so one organization's backlog delays another's
+    message by one batch at most. PostgreSQL skips rows another claim holds; SQLite's
+    write lock serialises claims anyway."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+
+    def pick(query: Any) -> list[str]:
+        if postgresql:
+            query = query.with_for_update(skip_locked=True)
+        return [row[0] for row in session.execute(query)]
+
+    orgs = [row[0] for row in session.execute(_ORGS_WITH_DUE, {"n": MAX_ORGS_PER_CLAIM})]
+    chosen: list[str] = []
+    if len(orgs) > 1:
+        share = max(1, limit // len(orgs))
+        for organization_id in orgs:
+            chosen += pick(_due(now, share, organization_id))
+    if len(chosen) < limit:
+        taken = set(chosen)
+        for message_id in pick(_due(now, limit)):
+            if len(chosen) >= limit:
+                break
+            if message_id not in taken:
+                chosen.append(message_id)
+    if not chosen:
+        return []
     result = session.execute(
         update(MESSAGES)
-        .where(MESSAGES.c.id.in_(due.scalar_subquery()))
+        .where(MESSAGES.c.id.in_(chosen))
         .values(claimed_by=claim_id, lease_until=until)
         .returning(MESSAGES.c.id)
     )

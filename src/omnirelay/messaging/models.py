@@ -30,9 +30,17 @@ class Message(Base):
         # between concurrent requests.
         UniqueConstraint("organization_id", "custom_id"),
         Index("ix_messages_org_created", "organization_id", "created_at"),
-        # The dispatch drain's claim (messaging/dispatcher.py): due messages only.
+        # The dispatch drain's claim (messaging/dispatch.py): due messages only, by due
+        # time and by organization (its fair shares).
         Index(
             "ix_messages_due",
+            "due_at",
+            sqlite_where=text("due_at IS NOT NULL"),
+            postgresql_where=text("due_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_org_due",
+            "organization_id",
             "due_at",
             sqlite_where=text("due_at IS NOT NULL"),
             postgresql_where=text("due_at IS NOT NULL"),

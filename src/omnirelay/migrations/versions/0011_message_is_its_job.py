@@ -32,6 +32,14 @@ def upgrade() -> None:
         sqlite_where=sa.text("due_at IS NOT NULL"),
         postgresql_where=sa.text("due_at IS NOT NULL"),
     )
+    op.create_index(
+        "ix_messages_org_due",
+        "messages",
+        ["organization_id", "due_at"],
+        unique=False,
+        sqlite_where=sa.text("due_at IS NOT NULL"),
+        postgresql_where=sa.text("due_at IS NOT NULL"),
+    )
     # Dispatch jobs of a message's current step (waiting, running, or dead: the drain
     # tries a dead one's message once more) become due times of their messages.
     bind = op.get_bind()
@@ -66,6 +74,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_message_attempts_waiting", table_name="message_attempts")
+    op.drop_index("ix_messages_org_due", table_name="messages")
     op.drop_index("ix_messages_due", table_name="messages")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_column("tries")
