@@ -140,16 +140,14 @@ def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
                 row.organization_id,
                 row.report_url,
                 "message.status",
-                {
-                    "id": row.message_id,
-                    "custom_id": row.custom_id,
-                    "status": "sent",
-                    "channel": row.attempt["channel"],
-                    "error": None,
-                    "code": None,
-                    "price": billing.format_units(int(row.attempt["price"])),
-                    "parts": row.attempt["parts"],
-                },
+                report_body(
+                    row.message_id,
+                    row.custom_id,
+                    "sent",
+                    row.attempt["channel"],
+                    int(row.attempt["price"]),
+                    int(row.attempt["parts"]),
+                ),
                 ordering_key=row.message_id,
             )
     bulk.insert_attempts(session, attempts)
@@ -328,17 +326,41 @@ def finish_attempt(
 # --- webhooks out -------------------------------------------------------------------
 
 
-def report_payload(message: Message, attempt: MessageAttempt, status: str) -> dict[str, Any]:
+def report_body(
+    message_id: str,
+    custom_id: str | None,
+    status: str,
+    channel: str,
+    price: int,
+    parts: int,
+    error: str | None = None,
+    code: int | None = None,
+) -> dict[str, Any]:
+    """A status report as the ``report`` URL gets it (the per-message and the set-based
+    paths both build it here)."""
     return {
-        "id": message.id,
-        "custom_id": message.custom_id,
+        "id": message_id,
+        "custom_id": custom_id,
         "status": status,
-        "channel": attempt.channel,
-        "error": attempt.error if status in FAILED else None,
-        "code": attempt.code if status in FAILED else None,
-        "price": billing.format_units(attempt.price),
-        "parts": attempt.parts,
+        "channel": channel,
+        "error": error if status in FAILED else None,
+        "code": code if status in FAILED else None,
+        "price": billing.format_units(price),
+        "parts": parts,
     }
+
+
+def report_payload(message: Message, attempt: MessageAttempt, status: str) -> dict[str, Any]:
+    return report_body(
+        message.id,
+        message.custom_id,
+        status,
+        attempt.channel,
+        attempt.price,
+        attempt.parts,
+        attempt.error,
+        attempt.code,
+    )
 
 
 def _report(session: Session, message: Message, attempt: MessageAttempt, status: str) -> None:

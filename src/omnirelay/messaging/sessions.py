@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from omnirelay import wakeup
-from omnirelay.billing import service as billing
 from omnirelay.db import utcnow
 from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
@@ -99,16 +98,14 @@ def mark_sent_many(session: Session, answers: Sequence[tuple[int, str]]) -> None
                 row["organization_id"],
                 row["report_url"],
                 "message.status",
-                {
-                    "id": row["message_id"],
-                    "custom_id": row["custom_id"],
-                    "status": "sent",
-                    "channel": row["channel"],
-                    "error": None,
-                    "code": None,
-                    "price": billing.format_units(int(row["price"])),
-                    "parts": row["parts"],
-                },
+                pipeline.report_body(
+                    row["message_id"],
+                    row["custom_id"],
+                    "sent",
+                    row["channel"],
+                    int(row["price"]),
+                    int(row["parts"]),
+                ),
                 ordering_key=row["message_id"],
             )
     bulk.set_attempts_sent(session, attempts)

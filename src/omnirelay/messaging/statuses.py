@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from omnirelay.billing import service as billing
 from omnirelay.db import utcnow
 from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
@@ -118,15 +117,8 @@ def _forward(
             state.organization_id,
             state.report_url,
             "message.status",
-            {
-                "id": state.message_id,
-                "custom_id": state.custom_id,
-                "status": status,
-                "channel": state.channel,
-                "error": None,
-                "code": None,
-                "price": billing.format_units(state.price),
-                "parts": state.parts,
-            },
+            pipeline.report_body(
+                state.message_id, state.custom_id, status, state.channel, state.price, state.parts
+            ),
             ordering_key=state.message_id,
         )
