@@ -18,6 +18,7 @@ from omnirelay.surfaces.admin.app import create_admin_app
 from omnirelay.surfaces.callback.app import create_callback_app
 from omnirelay.surfaces.gateway.app import create_gateway_app
 from omnirelay.surfaces.headers import CanonicalHeaders
+from omnirelay.surfaces.hooks.app import create_hooks_app
 from omnirelay.surfaces.mount import SurfaceMount
 from omnirelay.surfaces.notify.app import create_notify_app
 from omnirelay.surfaces.notify.hot import HotSends
@@ -83,6 +84,7 @@ def create_app(
     app.router.routes.append(SurfaceMount("/user", create_platform_app(ctx)))
     app.router.routes.append(SurfaceMount("/v3", create_notify_app(ctx)))
     app.router.routes.append(SurfaceMount("/3.0", create_callback_app(ctx)))
+    app.router.routes.append(SurfaceMount("/hooks", create_hooks_app(ctx)))
     # Seed 002 lives at the root paths (/send, /device, ...): mounted last, it gets what
     # no other surface took.
     app.router.routes.append(SurfaceMount("", create_gateway_app(ctx)))

@@ -18,7 +18,6 @@ import hmac
 import math
 import posixpath
 import re
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ from omnirelay.channels.base import (
     SendResult,
     register,
 )
-from omnirelay.net.ssrf import IPNetwork, UnsafeURL, allowed_networks, resolve
+from omnirelay.net.provider_http import ProviderHTTP
+from omnirelay.net.ssrf import IPNetwork
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v21.0"
@@ -210,28 +210,29 @@ def _check_base_url(url: str) -> str:
 # --- the adapter -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Endpoint:
-    url: str
-    headers: dict[str, str]
-    extensions: dict[str, Any]
-    pinned: bool
-
-
 class CloudAdapter:
     name = "whatsapp_cloud"
     channels: tuple[str, ...] = ("whatsapp",)
 
     def __init__(self, *, allowed_networks: Sequence[IPNetwork] | None = None) -> None:
-        # A base_url other than Meta's is a user-supplied URL and passes the SSRF guard,
-        # with these networks allowed. ``None``: the server's
+        # A base_url other than Meta's is a user-supplied URL and passes the SSRF guard
+        # (net/provider_http.py), with these networks allowed. ``None``: the server's
         # OMNIRELAY_WEBHOOK_ALLOWED_NETWORKS, read when first needed. An app built with its
         # own Settings may assign ``allowed_networks`` on the registered instance.
-        self.allowed_networks: tuple[IPNetwork, ...] | None = (
-            None if allowed_networks is None else tuple(allowed_networks)
+        self.http = ProviderHTTP(
+            "Cloud API",
+            trusted=(DEFAULT_BASE_URL,),
+            settings_error_code=SETTINGS_ERROR,
+            allowed_networks=allowed_networks,
         )
-        self._clients: dict[bool, httpx.Client] = {}
-        self._lock = threading.Lock()
+
+    @property
+    def allowed_networks(self) -> tuple[IPNetwork, ...] | None:
+        return self.http.allowed_networks
+
+    @allowed_networks.setter
+    def allowed_networks(self, value: Sequence[IPNetwork] | None) -> None:
+        self.http.allowed_networks = None if value is None else tuple(value)
 
     def __enter__(self) -> CloudAdapter:
         return self
@@ -243,11 +244,7 @@ class CloudAdapter:
 
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         config = CloudConfig.from_settings(settings)
-        if config.base_url != DEFAULT_BASE_URL:
-            try:
-                resolve(config.base_url, self._allowed_networks())
-            except UnsafeURL as exc:
-                raise ValueError(f"base_url {exc.message}") from None
+        self.http.validate_base_url(config.base_url)
         return config.as_settings()
 
     # -- sending --
@@ -255,8 +252,7 @@ class CloudAdapter:
     def send(self, message: Outbound) -> SendResult:
         config = self._config(message.settings)
         body = build_message(message)
-        endpoint = self._endpoint(config, f"{config.phone_number_id}/messages")
-        answer = self._request("POST", endpoint, config, json_body=body)
+        answer = self._request("POST", config, f"{config.phone_number_id}/messages", body)
         if answer.is_success:
             wamid = _wamid(answer)
             if wamid is None:
@@ -270,10 +266,8 @@ class CloudAdapter:
         """Ask the Cloud API about the bound number (when a device connects). Returns the
         number's ``id`` and PHONE_FIELDS; PermanentError when the token or number is bad."""
         config = self._config(settings)
-        endpoint = self._endpoint(
-            config, f"{config.phone_number_id}?fields={','.join(PHONE_FIELDS)}"
-        )
-        answer = self._request("GET", endpoint, config)
+        path = f"{config.phone_number_id}?fields={','.join(PHONE_FIELDS)}"
+        answer = self._request("GET", config, path)
         payload = _json(answer)
         if answer.is_success and isinstance(payload, dict):
             return {k: payload[k] for k in ("id", *PHONE_FIELDS) if k in payload}
@@ -288,10 +282,7 @@ class CloudAdapter:
     def close(self) -> None:
         """Close the pooled connections (an adapter made for one call should be closed,
         or used as a context manager)."""
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        self.http.close()
 
     # -- plumbing --
 
@@ -304,74 +295,23 @@ class CloudAdapter:
                 f"whatsapp_cloud settings: {exc}", status="error", code=SETTINGS_ERROR
             ) from None
 
-    def _allowed_networks(self) -> tuple[IPNetwork, ...]:
-        if self.allowed_networks is None:
-            from omnirelay.config import get_settings
-
-            self.allowed_networks = allowed_networks(get_settings())
-        return self.allowed_networks
-
-    def _endpoint(self, config: CloudConfig, path: str) -> _Endpoint:
-        url = f"{config.base_url}/{config.api_version}/{path}"
-        if config.base_url == DEFAULT_BASE_URL:
-            return _Endpoint(url, {}, {}, pinned=False)
-        # Any other base URL came from a tenant: check every address it resolves to now,
-        # and connect to the checked one (a second DNS answer cannot move the request).
-        try:
-            target = resolve(url, self._allowed_networks())
-        except UnsafeURL as exc:
-            if exc.message.startswith("url unreachable"):
-                raise RetriableError(f"base_url: {exc.message}") from None
-            raise PermanentError(
-                f"base_url: {exc.message}", status="error", code=SETTINGS_ERROR
-            ) from None
-        default_port = 443 if target.scheme == "https" else 80
-        host = f"[{target.host}]" if ":" in target.host else target.host
-        if target.port != default_port:
-            host = f"{host}:{target.port}"
-        extensions: dict[str, Any] = {}
-        if target.scheme == "https":
-            extensions["sni_hostname"] = target.host
-        return _Endpoint(target.pinned_url, {"Host": host}, extensions, pinned=True)
-
-    def _client(self, pinned: bool) -> httpx.Client:
-        with self._lock:
-            client = self._clients.get(pinned)
-            if client is None:
-                # Redirects are never followed (they would leave the checked address);
-                # proxies from the environment apply to Meta's own host only.
-                client = httpx.Client(follow_redirects=False, trust_env=not pinned)
-                self._clients[pinned] = client
-            return client
-
     def _request(
         self,
         method: str,
-        endpoint: _Endpoint,
         config: CloudConfig,
-        *,
+        path: str,
         json_body: dict[str, Any] | None = None,
     ) -> httpx.Response:
-        headers = {
-            **endpoint.headers,
-            "Authorization": f"Bearer {config.access_token}",
-            "Accept": "application/json",
-        }
-        try:
-            return self._client(endpoint.pinned).request(
-                method,
-                endpoint.url,
-                headers=headers,
-                json=json_body,
-                timeout=config.timeout,
-                extensions=endpoint.extensions,
-            )
-        except httpx.TimeoutException as exc:
-            # The API may have taken the message before the timeout: a retry can send it
-            # twice (at-least-once, as every HTTP provider without idempotency keys).
-            raise RetriableError(f"Cloud API timed out: {type(exc).__name__}") from None
-        except httpx.TransportError as exc:
-            raise RetriableError(f"Cloud API unreachable: {type(exc).__name__}: {exc}") from None
+        return self.http.request(
+            method,
+            f"{config.base_url}/{config.api_version}/{path}",
+            headers={
+                "Authorization": f"Bearer {config.access_token}",
+                "Accept": "application/json",
+            },
+            json=json_body,
+            timeout=config.timeout,
+        )
 
 
 def _json(answer: httpx.Response) -> Any:

@@ -115,6 +115,10 @@ def _gateway(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]
     return status, {"reason": message, "status": False}
 
 
+def _hooks(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"ok": False, "error": message}
+
+
 # Surfaces whose routes read their body by hand after the caller is known: the guard
 # checks it for NUL when it is read (their app-level guard checks only path and headers).
 CHECK_NUL_ON_READ = ("/v3", "/3.0")
@@ -124,6 +128,7 @@ SHAPES: dict[str, Shape] = {
     "/v3": _notify,
     "/user": _platform,
     "/3.0": _callback,
+    "/hooks": _hooks,
     "": _gateway,
 }
 

@@ -1,0 +1,1 @@
+"""Inbound provider webhooks (Telegram, Viber, VK, ...), mounted at /hooks."""
