@@ -1,5 +1,7 @@
 # The two commands: `make run` and `make test`. Both set up what they need on first use.
 PYTHON ?= python3
+# make test runs the suite on this many processes (pytest-xdist; each has its own PostgreSQL)
+TEST_WORKERS ?= auto
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
@@ -22,7 +24,7 @@ run: $(STAMP)
 ## test: the whole suite, on SQLite and on a throwaway PostgreSQL the harness starts
 test: $(STAMP)
 	scripts/ensure-postgres.sh
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

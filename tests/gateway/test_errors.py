@@ -7,11 +7,14 @@ from fastapi.testclient import TestClient
 from tests.gateway.conftest import Account, DeviceRef
 
 
-def test_a_body_that_does_not_parse_is_a_refusal(client: TestClient) -> None:
+def test_a_body_that_does_not_parse_is_a_refusal(client: TestClient, account: Account) -> None:
     # A multipart body without its boundary: starlette's 400 answered HTTP 400.
-    headers = {"Authorization": "x", "Content-Type": "multipart/form-data"}
-    r = client.post("/device", headers=headers, content=b"x")
+    headers = {"Authorization": account.token, "Content-Type": "multipart/form-data"}
+    r = client.post("/get-devices", headers=headers, content=b"x")
     assert (r.status_code, r.json()) == (200, {"reason": "input invalid", "status": False})
+    # A stranger's body is not read at all: the token is refused first.
+    r = client.post("/device", headers={**headers, "Authorization": "x"}, content=b"x")
+    assert (r.status_code, r.json()) == (200, {"reason": "token invalid", "status": False})
 
 
 def test_nul_in_any_field_is_input_invalid_on_both_engines(

@@ -16,7 +16,7 @@ from omnirelay.app import create_app
 from omnirelay.config import Settings
 from omnirelay.db import Database
 from tests.conftest import Org
-from tests.security.conftest import DeviceRef, LiveServer
+from tests.security.conftest import Account, DeviceRef, LiveServer
 
 V3_BODY_METHODS = [
     "balance", "senders", "info", "check/phone", "template/show", "template/create",
@@ -100,7 +100,12 @@ def _basic(db: Database) -> dict[str, str]:
 
 @pytest.mark.parametrize(("path", "shape"), SURFACES)
 def test_chunked_body_cut_off_at_the_limit(
-    small: TestClient, org: Org, db: Database, path: str, shape: Callable[[Any], bool]
+    small: TestClient,
+    org: Org,
+    db: Database,
+    account: Account,
+    path: str,
+    shape: Callable[[Any], bool],
 ) -> None:
     sent: list[int] = []
 
@@ -112,6 +117,8 @@ def test_chunked_body_cut_off_at_the_limit(
     headers = {**org.headers(), **org.token} if not path.startswith("/api") else org.headers()
     if path.startswith("/3.0"):  # HTTP Basic: the caller is checked before the body is read
         headers = _basic(db)
+    if path == "/send":  # a known gateway caller: a stranger's body is never read
+        headers = {"Authorization": account.token}
     r = small.post(path, content=chunks(), headers={**headers, "Content-Type": "text/plain"})
     assert r.status_code == 413
     assert shape(r.json()), r.text
@@ -298,3 +305,53 @@ def test_nul_in_the_body_is_still_refused_after_the_caller_is_known(
     assert r.status_code == 400 and "NUL" in r.json()["desc"], r.text
     r = client.post("/v3/message/sendSMS", content=body, headers={"Authorization": "Token x"})
     assert r.status_code == 401  # a stranger learns nothing about the body
+
+
+STRANGERS = [
+    # FastAPI reads a body before a route's dependencies: these are refused in front of it.
+    (
+        "/user/contacts/create",
+        "Authorization: Token 00000000-0000-0000-0000-000000000000\r\n",
+        500,
+        lambda b: b["result"] == "error" and b["code"] == "invalid_token",
+    ),
+    ("/user/callback/set", "", 500, lambda b: b["result"] == "error"),
+    (
+        "/api/connections",
+        "Ocp-Apim-Subscription-Key: nosuchkey\r\nAuthorization: x\r\n",
+        401,
+        lambda b: b["code"] == "invalid_subscription_key",
+    ),
+    ("/api/webhooks", "", 401, lambda b: b["code"] == "missing_subscription_key"),
+    # The gateway answers in the seed's words, with the key the seed's method uses.
+    ("/send", "Authorization: nosuchtoken\r\n", 200, lambda b: b["reason"] == "token invalid"),
+    ("/disconnect", "", 200, lambda b: b["detail"] == "token invalid"),
+    ("/update-device", "Authorization: x\r\n", 200, lambda b: b["reason"] == "device not found"),
+    ("/add-device", "Authorization: x\r\n", 200, lambda b: b["reason"] == "unknown user"),
+]
+
+
+@pytest.mark.parametrize(("path", "headers", "status", "shape"), STRANGERS)
+# 500 KB announced (under the limit, which the guard refuses on its own), none sent.
+def test_a_strangers_body_is_never_read_on_any_surface(
+    live: LiveServer, path: str, headers: str, status: int, shape: Any
+) -> None:
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+        "Content-Type: application/json\r\nContent-Length: 500000\r\n\r\n"
+    ).encode()
+    answer, _, body = _raw(live.port, request)
+    assert answer == status, body
+    assert shape(json.loads(body)), body
+
+
+def test_a_known_caller_still_gets_its_body_read(live: LiveServer, org: Org) -> None:
+    body = b'{"callbackUrl": "not a url"}'
+    request = (
+        "POST /user/callback/set HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {org.token['Authorization']}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    answer, _, raw = _raw(live.port, request)
+    # The body was read and judged: the URL is refused, not the caller.
+    assert answer == 500 and json.loads(raw)["code"] != "invalid_token", raw

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.responses import Response
 
 from omnirelay.context import AppContext, get_context
-from omnirelay.errors import Unauthorized
+from omnirelay.errors import DomainError, Unauthorized
+from omnirelay.surfaces.preauth import Check
 from omnirelay.surfaces.ratelimits import enforce, refused_anonymous
 
 Ctx = Annotated[AppContext, Depends(get_context)]
@@ -31,3 +34,17 @@ async def organization(
 
 
 OrgId = Annotated[str, Depends(organization)]
+
+
+def preauth(ctx: AppContext, render: Callable[[DomainError], Response]) -> Check:
+    """``organization``'s refusals from the headers alone, for requests with a body
+    (surfaces/preauth.py): answered before FastAPI reads the body."""
+
+    async def check(request: Request) -> Response | None:
+        try:
+            ctx.tokens.organization(request.headers.get("authorization"))
+        except Unauthorized as exc:
+            return render(refused_anonymous(request, ctx, exc))
+        return None
+
+    return check

@@ -16,9 +16,10 @@ from omnirelay.surfaces.admin import (
     messages,
     webhooks,
 )
-from omnirelay.surfaces.admin.deps import project_scoped
+from omnirelay.surfaces.admin.deps import preauth, project_scoped
 from omnirelay.surfaces.admin.routes import router
 from omnirelay.surfaces.guards import reject_nul
+from omnirelay.surfaces.preauth import PreAuth
 
 
 def create_admin_app(ctx: AppContext) -> FastAPI:
@@ -37,6 +38,7 @@ def create_admin_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
+    app.add_middleware(PreAuth, check=preauth(ctx))
     app.include_router(router)  # identity, organizations, users: each checks its own caller
     # Everything else acts on one organization's projects: a workspace token without
     # impersonatedUserExternalId is refused on all of it (403 impersonation_required).

@@ -44,6 +44,10 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
+    return render(exc)
+
+
+def render(exc: DomainError) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
     return error_response(exc.status, exc.code, exc.message, errors=errors, headers=headers)

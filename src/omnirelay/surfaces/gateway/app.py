@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from omnirelay import __version__
 from omnirelay.context import AppContext
 from omnirelay.errors import RateLimited
-from omnirelay.surfaces.gateway.limits import gateway_limit
+from omnirelay.surfaces.gateway.limits import TokenRefused, gateway_limit
 from omnirelay.surfaces.gateway.routes import router
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,11 @@ async def _rate_limited(_: Request, exc: Exception) -> JSONResponse:
     return refused("rate limit exceeded", status=429)
 
 
+async def _token_refused(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TokenRefused)
+    return refused(exc.reason, exc.key)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return refused("server error, try again", status=500)
@@ -62,6 +67,7 @@ def create_gateway_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(TokenRefused, _token_refused)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(router)

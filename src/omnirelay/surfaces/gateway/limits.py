@@ -15,12 +15,38 @@ from omnirelay.context import AppContext, get_context
 from omnirelay.errors import Unauthorized
 from omnirelay.gateway import service
 from omnirelay.security import hash_secret
+from omnirelay.surfaces.preauth import has_body
 from omnirelay.surfaces.ratelimits import enforce, enforce_ip, refused_anonymous
 
 # Paths that are not the seed's methods: providers calling in (verified by their own
 # signatures), the surface's OpenAPI and docs.
 UNLIMITED = ("/gateway/",)
 OTP_PATHS = ("/delete-device",)
+# What each method answers for a missing or wrong token, in the seed's words and key.
+TOKEN_ANSWERS: dict[str, tuple[str, str]] = {
+    "send": ("token invalid", "reason"),
+    "device": ("token invalid", "reason"),
+    "disconnect": ("token invalid", "detail"),
+    "update-device": ("device not found", "reason"),
+    "delete-device": ("invalid device", "reason"),
+    "qr": ("token invalid", "reason"),
+    "validate": ("token invalid", "reason"),
+    "status": ("token invalid", "reason"),
+    "delete-message": ("token invalid", "reason"),
+    "reset-message": ("token invalid", "reason"),
+    "get-devices": ("unknown user", "reason"),
+    "add-device": ("unknown user", "reason"),
+}
+
+
+class TokenRefused(Exception):
+    """A seed method's answer to a wrong token, given before its body is read."""
+
+    def __init__(self, reason: str, key: str) -> None:
+        super().__init__(reason)
+        self.reason, self.key = reason, key
+
+
 CACHE_SECONDS = 60.0
 CACHE_MAX = 100_000
 
@@ -91,5 +117,9 @@ async def gateway_limit(request: Request) -> None:
         error = refused_anonymous(request, ctx, Unauthorized("unknown", "token invalid"))
         if not isinstance(error, Unauthorized):
             raise error
+        answer = TOKEN_ANSWERS.get(path.strip("/"))
+        if answer is not None and has_body(request.scope):
+            # Not a byte of an unknown caller's body is read (issue 18 item 4).
+            raise TokenRefused(*answer)
         return
     enforce(request, ctx, org)

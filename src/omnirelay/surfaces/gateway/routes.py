@@ -28,26 +28,11 @@ from omnirelay.gateway.models import Device
 from omnirelay.gateway.schemas import MAX_FILE, SendInvalid, StoredFile, parse_send
 from omnirelay.net.ssrf import allowed_networks, validate_url
 from omnirelay.surfaces.gateway import openapi
+from omnirelay.surfaces.gateway.limits import TOKEN_ANSWERS
 
 router = APIRouter()
 Ctx = Annotated[AppContext, Depends(get_context)]
 Fields = dict[str, Any]
-
-# What each method answers for a missing or wrong token, in the seed's words and key.
-TOKEN_ANSWERS: dict[str, tuple[str, str]] = {
-    "send": ("token invalid", "reason"),
-    "device": ("token invalid", "reason"),
-    "disconnect": ("token invalid", "detail"),
-    "update-device": ("device not found", "reason"),
-    "delete-device": ("invalid device", "reason"),
-    "qr": ("token invalid", "reason"),
-    "validate": ("token invalid", "reason"),
-    "status": ("token invalid", "reason"),
-    "delete-message": ("token invalid", "reason"),
-    "reset-message": ("token invalid", "reason"),
-    "get-devices": ("unknown user", "reason"),
-    "add-device": ("unknown user", "reason"),
-}
 
 
 def _refused(reason: str, key: str = "reason") -> JSONResponse:

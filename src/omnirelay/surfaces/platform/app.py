@@ -11,6 +11,8 @@ from omnirelay.surfaces.platform import contacts, deals, errors
 from omnirelay.surfaces.platform.channels import router as channels_router
 from omnirelay.surfaces.platform.media import install as install_media
 from omnirelay.surfaces.platform.routes import router
+from omnirelay.surfaces.preauth import PreAuth
+from omnirelay.surfaces.token import preauth
 
 
 def create_platform_app(ctx: AppContext) -> FastAPI:
@@ -29,6 +31,8 @@ def create_platform_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
+    # The media form target is authorised by its slot, not a token (media.py).
+    app.add_middleware(PreAuth, check=preauth(ctx, errors.render), exempt=("/media/store/",))
     app.include_router(router)
     app.include_router(channels_router)
     install_media(app)

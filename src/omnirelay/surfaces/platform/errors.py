@@ -27,6 +27,10 @@ def error_response(
 
 async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
+    return render(exc)
+
+
+def render(exc: DomainError) -> JSONResponse:
     # A rate limit keeps its own status, so clients back off (Retry-After: the guard).
     status = 429 if isinstance(exc, RateLimited) else API_ERROR
     return error_response(exc.code, exc.message, field=exc.field, status=status)
