@@ -79,7 +79,7 @@ def vk_peer() -> Iterator[VkPeer]:
 
 
 @pytest.fixture
-def connect(client: TestClient, org: Org) -> Callable[..., dict[str, Any]]:
+def connect(client: TestClient, org: Org) -> Callable[..., dict[str, Any]]:  # noqa: F811
     """POST /api/connections; the created connection as answered."""
 
     def make(channel: str, provider: str, settings: dict[str, Any], senders: list[str]) -> Any:
@@ -137,14 +137,15 @@ def inbound(db: Database) -> Callable[[], list[InboundMessage]]:
     return get
 
 
-def replies(receiver: Any) -> list[dict[str, Any]]:
-    return [json.loads(r.body) for r in receiver.received("/reply")]
+def replies(peer: Any) -> list[dict[str, Any]]:
+    """The reply webhooks a Receiver got, decoded."""
+    return [json.loads(r.body) for r in peer.received("/reply")]
 
 
-def settle(drain: Callable[[], int], advance: Callable[[float], None], rounds: int = 7) -> None:
+def settle(run: Callable[[], int], jump: Callable[[float], None], rounds: int = 7) -> None:
     """Run the pipeline through every retry: each round makes the next retry due (a
     minute: the backoff's longest is shorter, and the step's 600 s ttl stays ahead)."""
     for _ in range(rounds):
-        drain()
-        advance(60)
-    drain()
+        run()
+        jump(60)
+    run()
