@@ -238,6 +238,11 @@ def parse_step(
         out.sender = str(int(str(group)))
         if text is None:
             raise e.SendError(None, "No text or tmpl", field=prefix + "text")
+        image = step.get("image")  # an omnirelay extension: sent as a VK photo attachment
+        if image is not None and image != "":
+            if not _is_http(image):
+                raise e.SendError(1036, "Wrong image URL", field=prefix + "image")
+            out.image = image
     else:  # telegram
         out.sender = _str(step, "sender")
         if text is None:
