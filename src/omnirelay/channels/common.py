@@ -98,8 +98,10 @@ def json_of(answer: httpx.Response) -> Any:
 
 class Pacer:
     """Spaces a provider's requests per key (a token, a group) at most ``rate`` a second,
-    across the dispatch pool's threads of this process: each caller reserves the next
-    free slot and sleeps until it. ``hold`` pushes every slot back (a 429's Retry-After)."""
+    across the dispatch pool's threads of this process. The threads of one key go one at
+    a time: each waits for the key, sleeps until its slot, and sets the next slot from the
+    moment it actually went (so a thread the machine woke late does not let the next ones
+    bunch up behind it). ``hold`` pushes the next slot back (a 429's Retry-After)."""
 
     def __init__(
         self,
@@ -107,26 +109,36 @@ class Pacer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._next: dict[str, float] = {}
+        self._keys: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
+
+    def _key(self, key: str) -> threading.Lock:
+        with self._lock:
+            lock = self._keys.get(key)
+            if lock is None:
+                if len(self._keys) > 10_000:  # keys of connections gone: start afresh
+                    self._keys, self._next = {}, {}
+                lock = self._keys[key] = threading.Lock()
+            return lock
 
     def wait(self, key: str, rate: float) -> float:
         """Block until this request may go; returns the seconds waited."""
         if rate <= 0:
             return 0.0
-        with self._lock:
+        with self._key(key):
             now = self._clock()
-            at = max(now, self._next.get(key, now))
-            self._next[key] = at + 1.0 / rate
-            if len(self._next) > 10_000:  # keys of connections gone: forget the idle ones
-                self._next = {k: v for k, v in self._next.items() if v > now}
-        waited = at - now
-        if waited > 0:
-            self._sleep(waited)
+            at = self._next.get(key, now)
+            waited = max(0.0, at - now)
+            if waited > 0:
+                self._sleep(waited)
+            # From the moment it went: never two requests closer than 1/rate, so no
+            # second holds more than the rate (a thread woken late costs a little rate).
+            self._next[key] = max(at, self._clock()) + 1.0 / rate
         return waited
 
     def hold(self, key: str, seconds: float) -> None:
-        with self._lock:
+        with self._key(key):
             until = self._clock() + max(0.0, seconds)
             self._next[key] = max(self._next.get(key, 0.0), until)
