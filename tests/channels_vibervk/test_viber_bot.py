@@ -255,3 +255,15 @@ def test_conversation_started_with_a_phone_context_links_the_user(
     v3("message/sendViber", {"sender": "OmniBot", "phone": PHONE, "text": "x"})
     drain()
     assert [m["receiver"] for m in viber_peer.messages] == ["U-ctx"]
+
+
+def test_a_new_token_sets_the_webhook_again(connect, viber_peer, client, org):
+    conn = bot(connect, viber_peer, auth_token="wrong-token")
+    assert conn["session"]["state"] == "webhook_failed"
+    r = client.patch(
+        f"/api/connections/{conn['id']}",
+        json={"settings": {"auth_token": viber_peer.auth_token}},
+        headers=org.headers(),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["session"]["state"] == "webhook_set" and len(viber_peer.webhooks) == 1

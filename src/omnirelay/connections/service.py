@@ -169,9 +169,7 @@ def session_status(session: Session, connection_id: int) -> ConnectionStatus | N
     return repo.status(session, connection_id)
 
 
-def record_status(
-    session: Session, connection_id: int, state: str, last_error: str | None
-) -> None:
+def record_status(session: Session, connection_id: int, state: str, last_error: str | None) -> None:
     """What a provider said when the connection was set up (a webhook registered)."""
     row = repo.status(session, connection_id)
     if row is None:

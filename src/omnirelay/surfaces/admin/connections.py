@@ -113,7 +113,10 @@ def update(ctx: Ctx, caller: Caller, connection_id: RowId, body: ConnectionUpdat
         row = service.update(
             session, caller.organization_id, connection_id, body.model_dump(exclude_unset=True)
         )
-        return _out(row)
+        out = _out(row)
+    if body.settings is not None:  # a new token or URL: tell the provider again
+        _connect(ctx, caller.organization_id, out)
+    return out
 
 
 @router.delete("/{connection_id}", status_code=204)
