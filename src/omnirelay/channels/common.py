@@ -99,9 +99,9 @@ def json_of(answer: httpx.Response) -> Any:
 class Pacer:
     """Spaces a provider's requests per key (a token, a group) at most ``rate`` a second,
     across the dispatch pool's threads of this process. The threads of one key go one at
-    a time: each waits for the key, sleeps until its slot, and sets the next slot from the
-    moment it actually went (so a thread the machine woke late does not let the next ones
-    bunch up behind it). ``hold`` pushes the next slot back (a 429's Retry-After)."""
+    a time: each waits for the key and sleeps until its slot; a thread the machine woke
+    too late restarts the slots from when it went (no burst behind it). ``hold`` pushes
+    the next slot back (a 429's Retry-After)."""
 
     def __init__(
         self,
@@ -133,9 +133,13 @@ class Pacer:
             waited = max(0.0, at - now)
             if waited > 0:
                 self._sleep(waited)
-            # From the moment it went: never two requests closer than 1/rate, so no
-            # second holds more than the rate (a thread woken late costs a little rate).
-            self._next[key] = max(at, self._clock()) + 1.0 / rate
+            # Slots stay on a grid 1/rate apart while each request goes within its slot
+            # (a thread woken a little late costs no rate, and no second can hold more
+            # than rate + 1); one that went later than its whole slot restarts the grid
+            # from when it went, so no burst follows it.
+            interval, went = 1.0 / rate, self._clock()
+            ideal = max(at, now) + interval
+            self._next[key] = ideal if went < ideal else went + interval
         return waited
 
     def hold(self, key: str, seconds: float) -> None:
