@@ -94,6 +94,7 @@ def test_an_image_goes_through_the_upload_flow(connect, vk_peer, hook, v3, drain
                     "phone": PHONE,
                     "text": "Look",
                     "image": vk_peer.image_url(),
+                    "action": {"title": "Open", "url": "https://shop.example/x"},
                 }
             ]
         },
@@ -101,6 +102,12 @@ def test_an_image_goes_through_the_upload_flow(connect, vk_peer, hook, v3, drain
     assert r.status_code == 200, r.text
     drain()
     [sent] = vk_peer.messages
+    assert json.loads(sent["keyboard"]) == {
+        "inline": True,
+        "buttons": [
+            [{"action": {"type": "open_link", "link": "https://shop.example/x", "label": "Open"}}]
+        ],
+    }
     assert len(vk_peer.uploads) == 1 and vk_peer.uploads[0].startswith(b"\xff\xd8")
     assert sent["attachment"].startswith(f"photo-{GROUP}_") and sent["attachment"].endswith(
         "_a7f3c0de"
