@@ -267,3 +267,27 @@ def test_a_new_token_sets_the_webhook_again(connect, viber_peer, client, org):
     )
     assert r.status_code == 200, r.text
     assert r.json()["session"]["state"] == "webhook_set" and len(viber_peer.webhooks) == 1
+
+
+def test_random_drops_and_500s_lose_nothing(connect, viber_peer, hook, v3, drain, advance, stored):
+    """The chaos fault of this adapter: a fifth of the calls answer 500, a tenth drop the
+    connection before Viber takes the message; every message is sent, once."""
+    import random
+
+    conn = bot(connect, viber_peer)
+    learn(hook, viber_peer, conn, drain)
+    rng = random.Random(16)
+
+    def chaos(req: Any, n: int) -> Any:
+        roll = rng.random()
+        return (500, b"", {}) if roll < 0.2 else DROP if roll < 0.3 else None
+
+    viber_peer.script = chaos
+    ids = [
+        v3("message/sendViber", {"sender": "OmniBot", "phone": PHONE, "text": f"m{i}"}).json()["id"]
+        for i in range(12)
+    ]
+    settle(drain, advance, rounds=8)
+    assert [stored(mid)[0].status for mid in ids] == ["sent"] * 12
+    assert sorted(m["text"] for m in viber_peer.messages) == sorted(f"m{i}" for i in range(12))
+    assert len([q for q in viber_peer.requests if q.path == "/pa/send_message"]) > 12

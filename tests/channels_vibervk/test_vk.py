@@ -266,3 +266,32 @@ def test_settings_are_checked(client, org):
         headers=org.headers(),
     )
     assert r.status_code == 400 and "group_id" in r.text
+
+
+def test_random_drops_and_500s_lose_nothing_and_duplicate_nothing(
+    connect, vk_peer, hook, v3, drain, advance, stored
+):
+    """The chaos fault of this adapter: a fifth of the calls answer 500, a tenth are taken
+    by VK and then dropped before the answer; every message ends delivered, each sent to
+    VK once (random_id)."""
+    import random
+
+    conn = community(connect, vk_peer)
+    allow(hook, vk_peer, conn)
+    rng = random.Random(16)
+
+    def chaos(req: Any, n: int) -> Any:
+        roll = rng.random()
+        if roll < 0.2:
+            return (500, b"", {})
+        if roll < 0.3:
+            vk_peer.route(req)
+            return DROP
+        return None
+
+    vk_peer.script = chaos
+    ids = [send(v3, text=f"m{i}") for i in range(12)]
+    settle(drain, advance, rounds=8)
+    assert [stored(mid)[0].status for mid in ids] == ["delivered"] * 12
+    assert sorted(m["message"] for m in vk_peer.messages) == sorted(f"m{i}" for i in range(12))
+    assert len([q for q in vk_peer.requests if q.path == "/method/messages.send"]) > 12
