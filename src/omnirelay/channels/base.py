@@ -109,7 +109,10 @@ def _ensure_loaded() -> None:
         if _loaded:
             return
         from omnirelay.channels import (
+            infobip_viber,  # noqa: F401
             sandbox,  # noqa: F401  (registers itself)
+            viber_bot,  # noqa: F401
+            vk,  # noqa: F401
             whatsapp_cloud,  # noqa: F401
         )
         from omnirelay.channels.smpp import adapter  # noqa: F401

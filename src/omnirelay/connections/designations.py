@@ -34,12 +34,15 @@ class Designation:
 # The WhatsApp Business Platform (Cloud API) is "WhatsApp Business"; every other WhatsApp
 # provider (the gateway's devices, seed 002) is "WhatsApp WEB".
 BUSINESS_WHATSAPP = frozenset({"whatsapp_cloud"})
+# A Viber bot (the REST Bot API) is "Viber - chatbots"; every other Viber provider (the
+# sandbox, business messages by phone) is "Viber - business messages".
+VIBER_BOTS = frozenset({"viber_bot"})
 
 # In the seed's order (its list of channels).
 DESIGNATIONS: tuple[Designation, ...] = (
     Designation("vk", "VKontakte", "vkId", "vk"),
     Designation("telegram", "Telegram", "telegramId", "telegram"),
-    Designation("viber-bots", "Viber - chatbots", "viberId", None),
+    Designation("viber-bots", "Viber - chatbots", "viberId", "viber", VIBER_BOTS),
     Designation("instagram", "Instagram", "instagramId", None),
     Designation("fb", "Facebook Messenger", "fbId", None),
     Designation("whatsapp-business", "Whatsapp Business", "phone", "whatsapp", BUSINESS_WHATSAPP),

@@ -167,3 +167,13 @@ def provision_sandbox(session: Session, organization_id: str) -> list[ChannelCon
 
 def session_status(session: Session, connection_id: int) -> ConnectionStatus | None:
     return repo.status(session, connection_id)
+
+
+def record_status(session: Session, connection_id: int, state: str, last_error: str | None) -> None:
+    """What a provider said when the connection was set up (a webhook registered)."""
+    row = repo.status(session, connection_id)
+    if row is None:
+        row = ConnectionStatus(connection_id=connection_id, state=state)
+        session.add(row)
+    row.state, row.last_error, row.updated_at = state, last_error, utcnow()
+    session.flush()

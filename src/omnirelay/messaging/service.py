@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from omnirelay import wakeup
 from omnirelay.billing import service as billing
 from omnirelay.blocklist import service as blocklist
+from omnirelay.channels.base import get_adapter
 from omnirelay.errors import InvalidInput, NotFound
 from omnirelay.messaging import errors as e
 from omnirelay.messaging import repository as repo
@@ -140,6 +141,21 @@ class OrgView:
         self.prices = billing.default_prices() | repo.own_prices(session, organization_id)
         self._settings: NotifySettings | None = None
         self._templates: dict[str, list[re.Pattern[str]]] = {}
+        self._recipients: dict[tuple[str, str], str | None] = {}
+
+    def recipient(self, provider: str, phone: str) -> str | None:
+        """The id a messenger provider addresses ``phone`` by (the contact's vkId or
+        viberId: ``recipient_field`` of the adapter), or None; read once per phone."""
+        wire = getattr(get_adapter(provider), "recipient_field", None)
+        if wire is None:
+            return None
+        key = (wire, phone)
+        if key not in self._recipients:
+            from omnirelay.messengers import service as messengers
+
+            found = messengers.recipients(self.session, self.organization_id, wire, [phone])
+            self._recipients[key] = found.get(phone)
+        return self._recipients[key]
 
     @property
     def settings(self) -> NotifySettings:
@@ -192,15 +208,17 @@ def resolve(view: OrgView, draft: Draft) -> Resolved:
         if conn.templates_only and not view.matches_template(step.channel, step.text or ""):
             raise e.no_template()
         parts = _parts(step)
-        steps.append(
-            {
-                **step.as_dict(),
-                "connection_id": conn.id,
-                "provider": conn.provider,
-                "parts": parts,
-                "price": view.prices.get(step.channel, 0) * parts,
-            }
-        )
+        row = {
+            **step.as_dict(),
+            "connection_id": conn.id,
+            "provider": conn.provider,
+            "parts": parts,
+            "price": view.prices.get(step.channel, 0) * parts,
+        }
+        to = view.recipient(conn.provider, step.phone)
+        if to is not None:  # a messenger's own id of the person (channels/vk.py, ...)
+            row["extra"] = {**(step.extra or {}), "recipient": to}
+        steps.append(row)
     return Resolved(draft, steps, steps[0]["price"], steps[0]["parts"])
 
 

@@ -125,35 +125,61 @@ def mark_failed(session: Session, attempt_id: int, status: str, code: int, error
 
 
 def inbound(
-    session: Session, organization_id: str, connection_id: int, phone: str, to: str, text: str
+    session: Session,
+    organization_id: str,
+    connection_id: int,
+    phone: str,
+    to: str,
+    text: str,
+    *,
+    channel: str = "sms",
+    reply_to: str | None = None,
 ) -> InboundMessage:
-    """An end user's message: a reply to the latest message sent to them through this
-    connection (to its ``reply`` URL), kept either way."""
-    attempt = repo.last_message_to(session, organization_id, connection_id, phone)
+    """An end user's message: a reply to ``reply_to`` (a message id the provider handed
+    back, already checked by the caller) or else to the latest message sent to them
+    through this connection (to its ``reply`` URL), kept either way."""
+    message_id = reply_to
+    if message_id is None and phone:
+        attempt = repo.last_message_to(session, organization_id, connection_id, phone)
+        message_id = attempt.message_id if attempt else None
     row = InboundMessage(
         organization_id=organization_id,
         connection_id=connection_id,
-        channel="sms",
+        channel=channel,
         phone=phone,
         to=to,
         text=text,
-        message_id=attempt.message_id if attempt else None,
+        message_id=message_id,
     )
     repo.add_inbound(session, row)
-    if attempt is not None:
-        message = repo.get(session, attempt.message_id)
+    if message_id is not None:
+        message = repo.get(session, message_id)
         if message is not None:
             pipeline._reply(session, message, text)
     return row
 
 
 def enqueue_inbound(
-    session: Session, organization_id: str, connection_id: int, phone: str, to: str, text: str
+    session: Session,
+    organization_id: str,
+    connection_id: int,
+    phone: str,
+    to: str,
+    text: str,
+    *,
+    channel: str = "sms",
+    reply_to: str | None = None,
 ) -> None:
+    payload: dict[str, Any] = {"connection_id": connection_id, "phone": phone, "to": to}
+    payload["text"] = text
+    if channel != "sms":
+        payload["channel"] = channel
+    if reply_to is not None:
+        payload["reply_to"] = reply_to
     enqueue(
         session,
         INBOUND,
-        {"connection_id": connection_id, "phone": phone, "to": to, "text": text},
+        payload,
         priority=pipeline.IN_FLIGHT,
         organization_id=organization_id,
     )

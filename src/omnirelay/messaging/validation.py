@@ -238,6 +238,18 @@ def parse_step(
         out.sender = str(int(str(group)))
         if text is None:
             raise e.SendError(None, "No text or tmpl", field=prefix + "text")
+        # omnirelay extensions: a photo attachment, a link button (docs/channels/vk.md)
+        image, action = step.get("image"), step.get("action")
+        if image is not None and image != "":
+            if not _is_http(image):
+                raise e.SendError(1036, "Wrong image URL", field=prefix + "image")
+            out.image = image
+        if action is not None:
+            if not isinstance(action, dict) or not action.get("title") or not action.get("url"):
+                raise e.SendError(1035, "Action title and URL must be specified")
+            if not isinstance(action["title"], str) or not _is_http(action["url"]):
+                raise e.SendError(1037, "Wrong button URL", field=prefix + "action.url")
+            out.action = {"title": action["title"][:40], "url": action["url"]}
     else:  # telegram
         out.sender = _str(step, "sender")
         if text is None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from omnirelay.channels.base import PermanentError, RetriableError, get_adapter
 from omnirelay.connections import service
 from omnirelay.connections.models import ChannelConnection
 from omnirelay.connections.schemas import (
@@ -42,13 +43,43 @@ def _guard_host(ctx: AppContext, provider: str, settings: dict[str, Any] | None)
     check_host(str(host), port, allowed_networks(ctx.settings), field="settings.host")
 
 
+def _connect(ctx: AppContext, organization_id: str, out: ConnectionOut) -> None:
+    """A provider that pushes its events (a Viber bot) is told where, once the connection
+    is committed and with no transaction open (the provider calls the URL back meanwhile);
+    the outcome is the connection's ``session`` state (``webhook_set`` or
+    ``webhook_failed`` with the provider's answer)."""
+    adapter = get_adapter(out.provider)
+    connect = getattr(adapter, "connect", None)
+    if connect is None:
+        return
+    base = ctx.settings.public_url.rstrip("/")
+    if not base:
+        state, error = "webhook_not_set", "OMNIRELAY_PUBLIC_URL is not set"
+    else:
+        with ctx.db.read() as session:
+            settings = dict(service.get(session, organization_id, out.id).settings)
+        try:
+            connect(settings, f"{base}/hooks/{out.provider}/{out.id}")
+            state, error = "webhook_set", None
+        except (RetriableError, PermanentError) as exc:
+            state, error = "webhook_failed", str(exc)
+    with ctx.db.transaction() as session:
+        service.record_status(session, out.id, state, error)
+        status = service.session_status(session, out.id)
+        out.session = SessionStatus.model_validate(status) if status else None
+
+
 @router.post("", response_model=ConnectionOut, status_code=201)
 def create(ctx: Ctx, caller: Caller, body: ConnectionCreate) -> ConnectionOut:
-    """Connect a channel through a provider (`sandbox` for sms, viber, vk, telegram)."""
+    """Connect a channel through a provider (`sandbox` for sms, viber, vk, telegram;
+    `viber_bot`, `infobip_viber`, `vk`: docs/channels/). A Viber bot's webhook is set
+    after the commit (`session.state`: `webhook_set`, `webhook_failed`)."""
     require_admin(caller)
     _guard_host(ctx, body.provider, body.settings)
     with ctx.db.transaction() as session:
-        return _out(service.create(session, caller.organization_id, **body.model_dump()))
+        out = _out(service.create(session, caller.organization_id, **body.model_dump()))
+    _connect(ctx, caller.organization_id, out)
+    return out
 
 
 @router.get("", response_model=ConnectionList)
@@ -82,7 +113,10 @@ def update(ctx: Ctx, caller: Caller, connection_id: RowId, body: ConnectionUpdat
         row = service.update(
             session, caller.organization_id, connection_id, body.model_dump(exclude_unset=True)
         )
-        return _out(row)
+        out = _out(row)
+    if body.settings is not None:  # a new token or URL: tell the provider again
+        _connect(ctx, caller.organization_id, out)
+    return out
 
 
 @router.delete("/{connection_id}", status_code=204)
