@@ -110,6 +110,7 @@ def _ensure_loaded() -> None:
             return
         from omnirelay.channels import (
             sandbox,  # noqa: F401  (registers itself)
+            telegram,  # noqa: F401
             whatsapp_cloud,  # noqa: F401
         )
         from omnirelay.channels.smpp import adapter  # noqa: F401

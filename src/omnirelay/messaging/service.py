@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from omnirelay import wakeup
 from omnirelay.billing import service as billing
 from omnirelay.blocklist import service as blocklist
+from omnirelay.contacts import repository as contacts_repo
 from omnirelay.errors import InvalidInput, NotFound
 from omnirelay.messaging import errors as e
 from omnirelay.messaging import repository as repo
@@ -140,12 +141,23 @@ class OrgView:
         self.prices = billing.default_prices() | repo.own_prices(session, organization_id)
         self._settings: NotifySettings | None = None
         self._templates: dict[str, list[re.Pattern[str]]] = {}
+        self._chats: dict[str, str | None] = {}
 
     @property
     def settings(self) -> NotifySettings:
         if self._settings is None:
             self._settings = settings(self.session, self.organization_id)
         return self._settings
+
+    def telegram_chat(self, phone: str) -> str | None:
+        """The Telegram chat of the contact with this phone (its ``telegramId``, learned
+        from their messages to the bot or a /start link), or None."""
+        if phone not in self._chats:
+            contact = contacts_repo.find_by_channel_id(
+                self.session, self.organization_id, "phone", "+" + phone
+            )
+            self._chats[phone] = contact.telegram_id if contact is not None else None
+        return self._chats[phone]
 
     def matches_template(self, channel: str, text: str) -> bool:
         patterns = self._templates.get(channel)
@@ -192,9 +204,17 @@ def resolve(view: OrgView, draft: Draft) -> Resolved:
         if conn.templates_only and not view.matches_template(step.channel, step.text or ""):
             raise e.no_template()
         parts = _parts(step)
+        extra = step.extra
+        if conn.provider == "telegram":
+            # A bot writes to a chat, not a phone: found now, in the accept transaction
+            # (the adapter never reads the database). No chat: the step fails at send.
+            chat = view.telegram_chat(step.phone)
+            if chat is not None:
+                extra = {**(extra or {}), "chat_id": chat}
         steps.append(
             {
                 **step.as_dict(),
+                **({"extra": extra} if extra else {}),
                 "connection_id": conn.id,
                 "provider": conn.provider,
                 "parts": parts,

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from omnirelay import wakeup
+from omnirelay.blocklist import service as blocklist
 from omnirelay.db import utcnow
 from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
@@ -125,15 +126,26 @@ def mark_failed(session: Session, attempt_id: int, status: str, code: int, error
 
 
 def inbound(
-    session: Session, organization_id: str, connection_id: int, phone: str, to: str, text: str
+    session: Session,
+    organization_id: str,
+    connection_id: int,
+    phone: str,
+    to: str,
+    text: str,
+    channel: str = "sms",
 ) -> InboundMessage:
     """An end user's message: a reply to the latest message sent to them through this
-    connection (to its ``reply`` URL), kept either way."""
-    attempt = repo.last_message_to(session, organization_id, connection_id, phone)
+    connection (to its ``reply`` URL), kept either way. A stop/start keyword changes
+    the block list (opt-out, every channel's inbound comes here or to
+    pipeline.apply_event)."""
+    attempt = (
+        repo.last_message_to(session, organization_id, connection_id, phone) if phone else None
+    )
+    blocklist.opt_out(session, organization_id, phone, text, channel)
     row = InboundMessage(
         organization_id=organization_id,
         connection_id=connection_id,
-        channel="sms",
+        channel=channel,
         phone=phone,
         to=to,
         text=text,
@@ -148,12 +160,24 @@ def inbound(
 
 
 def enqueue_inbound(
-    session: Session, organization_id: str, connection_id: int, phone: str, to: str, text: str
+    session: Session,
+    organization_id: str,
+    connection_id: int,
+    phone: str,
+    to: str,
+    text: str,
+    channel: str = "sms",
 ) -> None:
     enqueue(
         session,
         INBOUND,
-        {"connection_id": connection_id, "phone": phone, "to": to, "text": text},
+        {
+            "connection_id": connection_id,
+            "phone": phone,
+            "to": to,
+            "text": text,
+            "channel": channel,
+        },
         priority=pipeline.IN_FLIGHT,
         organization_id=organization_id,
     )

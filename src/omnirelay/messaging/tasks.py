@@ -36,5 +36,11 @@ def inbound(session: Session, job: JobContext) -> None:
     p = job.payload
     assert job.organization_id is not None
     sessions.inbound(
-        session, job.organization_id, int(p["connection_id"]), p["phone"], p["to"], p["text"]
+        session,
+        job.organization_id,
+        int(p["connection_id"]),
+        p["phone"],
+        p["to"],
+        p["text"],
+        str(p.get("channel") or "sms"),
     )

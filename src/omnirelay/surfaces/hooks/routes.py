@@ -27,7 +27,9 @@ class HookConnection:
 
 def routers() -> list[APIRouter]:
     """Every provider's router; add a provider here (explicit, no import side effects)."""
-    return []
+    from omnirelay.surfaces.hooks import telegram
+
+    return [telegram.router]
 
 
 def _lookup(
