@@ -80,6 +80,7 @@ class TelegramRunner:
                 if not service.lease(session, conn.id, self.owner, now, until):
                     continue
                 session.refresh(row)
+                self._held.add(conn.id)
                 out.append(
                     Bot(
                         conn.id,
@@ -157,7 +158,6 @@ class TelegramRunner:
             log.warning("telegram: could not release leases", exc_info=True)
 
     def _loop(self) -> None:
-        self._held = set()
         while not self._stop.is_set():
             try:
                 bots = self.bots()
@@ -165,7 +165,6 @@ class TelegramRunner:
                 log.warning("telegram: listing bots failed", exc_info=True)
                 self._stop.wait(self.refresh)
                 continue
-            self._held = {b.connection_id for b in bots}
             for bot in bots:
                 if not self.connect(bot) or bot.hook is not None:
                     continue
