@@ -65,29 +65,37 @@ class TelegramRunner:
     # -- one pass (the tests drive it) --
 
     def bots(self) -> list[Bot]:
-        """The telegram connections this process holds now (leases taken or renewed)."""
+        """The telegram connections this process holds now (leases taken or renewed).
+        A read first: with no bot configured, no write transaction (SQLite's lock)."""
+        with self.db.read() as session:
+            found = [(c.id, c.organization_id, dict(c.settings)) for c in repo.connections(session)]
+        configs: list[tuple[int, str, TelegramConfig]] = []
+        for connection_id, organization_id, settings in found:
+            try:
+                configs.append(
+                    (connection_id, organization_id, TelegramConfig.from_settings(settings))
+                )
+            except ValueError:
+                continue  # stored by an older version: shown by the API, not polled
+        if not configs:
+            return []
         now = utcnow()
         until = now + timedelta(seconds=self.lease)
         out: list[Bot] = []
         with self.db.transaction() as session:
-            rows = repo.connections(session)
-            for conn in rows:
-                try:
-                    config = TelegramConfig.from_settings(conn.settings)
-                except ValueError:
-                    continue  # stored by an older version: shown by the API, not polled
-                row = service.state(session, conn)
-                if not service.lease(session, conn.id, self.owner, now, until):
+            for connection_id, organization_id, config in configs:
+                row = service.state(session, connection_id, organization_id)
+                if not service.lease(session, connection_id, self.owner, now, until):
                     continue
                 session.refresh(row)
-                self._held.add(conn.id)
+                self._held.add(connection_id)
                 out.append(
                     Bot(
-                        conn.id,
-                        conn.organization_id,
+                        connection_id,
+                        organization_id,
                         config,
-                        service.hook_url(conn.id, config.webhook_url),
-                        service.fingerprint(conn.id, config),
+                        service.hook_url(connection_id, config.webhook_url),
+                        service.fingerprint(connection_id, config),
                         row.connected,
                         row.next_offset,
                     )

@@ -70,12 +70,12 @@ def enqueue_updates(
     )
 
 
-def state(session: Session, connection: ChannelConnection) -> TelegramState:
-    row = repo.get(session, connection.id)
+def state(session: Session, connection_id: int, organization_id: str) -> TelegramState:
+    row = repo.get(session, connection_id)
     if row is None:
         row = TelegramState(
-            connection_id=connection.id,
-            organization_id=connection.organization_id,
+            connection_id=connection_id,
+            organization_id=organization_id,
             next_offset=0,
             updated_at=utcnow(),
         )
