@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from omnirelay.channels.base import Outbound, PermanentError, RetriableError
-from omnirelay.channels.telegram import build_request, error_for
+from omnirelay.channels.telegram import RateLimit, build_request, error_for
 from omnirelay.channels.telegram_updates import parse_update, read_start, start_payload
 
 TOKEN = "123456789:AAH-test"
@@ -102,3 +102,13 @@ def test_updates_that_are_not_messages_are_skipped() -> None:
                                      "from": {"id": 7}, "caption": "photo caption"}}
     )  # fmt: skip
     assert got is not None and (got.chat_id, got.text, got.private) == ("7", "photo caption", True)
+
+
+def test_the_rate_limit_retries_a_send_whose_slot_is_too_far() -> None:
+    limits = RateLimit()
+    limits.wait("bot", 0.4)  # the first slot is now: no wait
+    with pytest.raises(RetriableError) as later:
+        limits.wait("bot", 0.4)  # the next is 2.5 s away: retried, not slept
+    assert later.value.delay is not None and later.value.delay > 2.0
+    limits.wait("other-bot", 0.4)  # each bot has its own schedule
+    limits.wait("bot", 0)  # no limit
