@@ -111,4 +111,6 @@ def test_the_rate_limit_retries_a_send_whose_slot_is_too_far() -> None:
         limits.wait("bot", 0.4)  # the next is 2.5 s away: retried, not slept
     assert later.value.delay is not None and later.value.delay > 2.0
     limits.wait("other-bot", 0.4)  # each bot has its own schedule
+    with pytest.raises(RetriableError):
+        limits.wait("other-bot", 0.4)
     limits.wait("bot", 0)  # no limit

@@ -43,6 +43,7 @@ MAX_TIMEOUT = 120.0
 DEFAULT_RATE = 30.0
 MAX_RATE = 1000.0
 MAX_WAIT = 2.0  # seconds a send waits for the rate limit before it is retried later
+PATIENT_TRY = 4  # from this try of a step on, a send waits for its slot (5 tries a step)
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 
@@ -257,13 +258,15 @@ class RateLimit:
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def wait(self, bot: str, rate: float) -> None:
+    def wait(self, bot: str, rate: float, *, patient: bool = False) -> None:
+        """``patient``: take the slot however far it is (a step's late tries: the limit
+        must not use up the tries the dispatch gives a step)."""
         if rate <= 0:
             return
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._next.get(bot, now))
-            if slot - now > MAX_WAIT:
+            if slot - now > MAX_WAIT and not patient:
                 raise RetriableError("Telegram rate limit of the bot", delay=slot - now)
             self._next[bot] = slot + 1.0 / rate
         if slot > now:
@@ -312,7 +315,9 @@ class TelegramAdapter:
                 code=TEL_ERROR,
             )
         method, body = build_request(message, str(chat_id))
-        self.limits.wait(config.bot_id, config.rate_limit)
+        self.limits.wait(
+            config.bot_id, config.rate_limit, patient=message.try_number >= PATIENT_TRY
+        )
         result = self.call(config, method, body)
         message_id = result.get("message_id") if isinstance(result, dict) else None
         if not isinstance(message_id, int) or isinstance(message_id, bool):
