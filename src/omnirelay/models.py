@@ -12,6 +12,7 @@ from omnirelay.media import models as media_models
 from omnirelay.messaging import models as messaging_models
 from omnirelay.queue import models as queue_models
 from omnirelay.ratelimit import models as ratelimit_models
+from omnirelay.telegram import models as telegram_models
 from omnirelay.templates import models as template_models
 from omnirelay.tenancy import models as tenancy_models
 from omnirelay.webhooks import models as webhook_models
@@ -29,6 +30,7 @@ __all__ = [
     "messaging_models",
     "queue_models",
     "ratelimit_models",
+    "telegram_models",
     "template_models",
     "tenancy_models",
     "webhook_models",

@@ -1,5 +1,5 @@
 """The background machinery of a process: the dispatch drain, job workers, the webhook
-deliverer, the SMPP sessions and the housekeeping timer."""
+deliverer, the SMPP sessions, the Telegram bots and the housekeeping timer."""
 
 from __future__ import annotations
 
@@ -63,6 +63,11 @@ class Runtime:
             db, ExpiryStep(), batch=500, poll_interval=settings.worker_poll_interval
         )
 
+        from omnirelay.telegram.runner import TelegramRunner
+
+        # Connects Telegram bots (setWebhook) and long-polls those without a public URL.
+        self.telegram = TelegramRunner(db)
+
         from omnirelay.housekeeping.tasks import Housekeeper
 
         self.housekeeper = Housekeeper(db, settings)
@@ -73,11 +78,13 @@ class Runtime:
         self.worker.start()
         self.deliverer.start()
         self.sessions.start()
+        self.telegram.start()
         self.housekeeper.start()
         log.info("workers and webhook deliverer started")
 
     def stop(self) -> None:
         self.housekeeper.stop()
+        self.telegram.stop()
         self.sessions.stop()  # unbinds; what was not answered is queued again
         self.deliverer.stop()
         self.worker.stop()

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from omnirelay.blocklist.models import BlockedNetwork, BlockedPhone
+from omnirelay.blocklist.models import BlockedNetwork, BlockedPhone, OptOutSettings
 
 CHUNK = 500  # bound parameters per IN list (SQLite's limit is far above)
 
@@ -76,3 +76,10 @@ def add(session: Session, rows: Sequence[BlockedPhone | BlockedNetwork]) -> None
 def delete(session: Session, row: BlockedPhone | BlockedNetwork) -> None:
     session.delete(row)
     session.flush()
+
+
+def opt_out_row(
+    session: Session, organization_id: str, *, lock: bool = False
+) -> OptOutSettings | None:
+    stmt = select(OptOutSettings).where(OptOutSettings.organization_id == organization_id)
+    return session.scalar(stmt.with_for_update() if lock else stmt)

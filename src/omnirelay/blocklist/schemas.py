@@ -23,6 +23,9 @@ class PhoneOut(BaseModel):
     id: int
     phone: str = Field(description="E.164 digits, no '+'")
     reason: str | None
+    via: str | None = Field(
+        default=None, description="the channel of the end user's opt-out; null: added here"
+    )
     created_at: datetime
 
 
@@ -51,3 +54,21 @@ class NetworkOut(BaseModel):
 
 class NetworkList(BaseModel):
     items: list[NetworkOut]
+
+
+class OptOutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    stop_words: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=20, examples=[["STOP", "UNSUBSCRIBE", "СТОП"]]
+    )
+    start_words: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=20, examples=[["START"]]
+    )
+
+
+class OptOutOut(BaseModel):
+    enabled: bool
+    stop_words: list[str]
+    start_words: list[str]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from omnirelay.blocklist import repository as repo
-from omnirelay.blocklist.models import BlockedNetwork, BlockedPhone
+from omnirelay.blocklist.models import BlockedNetwork, BlockedPhone, OptOutSettings
 from omnirelay.db import Database, utcnow
 from omnirelay.errors import InvalidInput, NotFound
 from omnirelay.phones import InvalidPhone, parse_phone
@@ -78,6 +78,111 @@ def remove_phone(session: Session, organization_id: str, row_id: int) -> None:
     if row is None:
         raise NotFound("blocked_phone_not_found", f"no blocked phone {row_id}")
     repo.delete(session, row)
+
+
+# --- opt-out: an end user's STOP / START --------------------------------------------
+
+DEFAULT_STOP = ("STOP", "UNSUBSCRIBE", "СТОП")
+DEFAULT_START = ("START",)
+MAX_WORDS = 20
+MAX_WORD = 64
+
+
+def keyword(text: str) -> str:
+    """A message as a keyword: the whole text, trimmed of spaces, a leading ``/`` (a
+    Telegram command) and trailing punctuation, case-folded ("Stop!" is STOP)."""
+    return text.strip().lstrip("/").rstrip(".!").strip().casefold()
+
+
+@dataclass(frozen=True)
+class OptOut:
+    enabled: bool
+    stop_words: tuple[str, ...]
+    start_words: tuple[str, ...]
+
+
+def opt_out_settings(session: Session, organization_id: str) -> OptOut:
+    row = repo.opt_out_row(session, organization_id)
+    if row is None:
+        return OptOut(True, DEFAULT_STOP, DEFAULT_START)
+    return OptOut(row.enabled, tuple(row.stop_words), tuple(row.start_words))
+
+
+def _words(raw: Sequence[object], field: str) -> list[str]:
+    out: list[str] = []
+    if len(raw) > MAX_WORDS:
+        raise InvalidInput("invalid_keywords", f"at most {MAX_WORDS} keywords", field=field)
+    for i, word in enumerate(raw):
+        if not isinstance(word, str) or not keyword(word) or len(word.strip()) > MAX_WORD:
+            raise InvalidInput(
+                "invalid_keywords", f"a keyword is 1..{MAX_WORD} characters", field=f"{field}[{i}]"
+            )
+        if keyword(word) not in {keyword(w) for w in out}:
+            out.append(word.strip())
+    return out
+
+
+def update_opt_out(
+    session: Session,
+    organization_id: str,
+    *,
+    enabled: bool | None = None,
+    stop_words: Sequence[object] | None = None,
+    start_words: Sequence[object] | None = None,
+) -> OptOut:
+    current = opt_out_settings(session, organization_id)
+    stop = _words(stop_words, "stop_words") if stop_words is not None else list(current.stop_words)
+    start = (
+        _words(start_words, "start_words") if start_words is not None else list(current.start_words)
+    )
+    both = {keyword(w) for w in stop} & {keyword(w) for w in start}
+    if both:
+        raise InvalidInput(
+            "invalid_keywords", f"{sorted(both)[0]!r} is both a stop and a start keyword"
+        )
+    row = repo.opt_out_row(session, organization_id, lock=True)
+    if row is None:
+        row = OptOutSettings(organization_id=organization_id)
+        session.add(row)
+    row.enabled = current.enabled if enabled is None else enabled
+    row.stop_words, row.start_words, row.updated_at = stop, start, utcnow()
+    session.flush()
+    return OptOut(row.enabled, tuple(stop), tuple(start))
+
+
+def opt_out(
+    session: Session, organization_id: str, phone: str, text: str, channel: str
+) -> str | None:
+    """An inbound message from ``phone`` (E.164 digits) on any channel: a stop keyword
+    puts the number on the block list (sends refused with 1019), a start keyword lifts
+    an opt-out (not an administrator's block). "stop", "start" or None."""
+    if not phone or not phone.isdigit() or not text or len(text) > 200:
+        return None
+    word = keyword(text)
+    settings = opt_out_settings(session, organization_id)
+    if not settings.enabled:
+        return None
+    if word in {keyword(w) for w in settings.stop_words}:
+        if not repo.phones_by_number(session, organization_id, [phone]):
+            repo.add(
+                session,
+                [
+                    BlockedPhone(
+                        organization_id=organization_id,
+                        phone=phone,
+                        reason=f"opt-out: {text.strip()[:64]} ({channel})",
+                        via=channel,
+                        created_at=utcnow(),
+                    )
+                ],
+            )
+        return "stop"
+    if word in {keyword(w) for w in settings.start_words}:
+        row = repo.phones_by_number(session, organization_id, [phone]).get(phone)
+        if row is not None and row.via is not None:
+            repo.delete(session, row)
+        return "start"
+    return None
 
 
 # --- networks -------------------------------------------------------------------------

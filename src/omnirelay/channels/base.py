@@ -111,6 +111,7 @@ def _ensure_loaded() -> None:
         from omnirelay.channels import (
             infobip_viber,  # noqa: F401
             sandbox,  # noqa: F401  (registers itself)
+            telegram,  # noqa: F401
             viber_bot,  # noqa: F401
             vk,  # noqa: F401
             whatsapp_cloud,  # noqa: F401

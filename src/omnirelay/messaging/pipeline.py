@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from omnirelay import wakeup
 from omnirelay.billing import service as billing
+from omnirelay.blocklist import service as blocklist
 from omnirelay.channels.base import (
     ProviderEvent,
     SendResult,
@@ -222,7 +223,11 @@ def apply_event(session: Session, payload: dict[str, Any], tries: int) -> None:
     assert message is not None
     session.refresh(attempt)  # as of the lock
     if payload["kind"] == "inbound":
-        _reply(session, message, str(payload.get("text") or ""))
+        text = str(payload.get("text") or "")
+        # A reply reported with a sent message (sandbox, Cloud API): the opt-out keywords
+        # apply to it as to an inbound message (messaging/sessions.inbound).
+        blocklist.opt_out(session, message.organization_id, message.phone, text, attempt.channel)
+        _reply(session, message, text)
         return
     status = str(payload["status"])
     # A concatenated SMS is delivered when every part is.

@@ -144,8 +144,9 @@ class OrgView:
         self._recipients: dict[tuple[str, str], str | None] = {}
 
     def recipient(self, provider: str, phone: str) -> str | None:
-        """The id a messenger provider addresses ``phone`` by (the contact's vkId or
-        viberId: ``recipient_field`` of the adapter), or None; read once per phone."""
+        """The id a messenger provider addresses ``phone`` by (the contact's vkId,
+        viberId or telegramId: ``recipient_field`` of the adapter), or None; read once
+        per phone, in the accept transaction (an adapter never reads the database)."""
         wire = getattr(get_adapter(provider), "recipient_field", None)
         if wire is None:
             return None

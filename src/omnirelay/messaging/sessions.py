@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from omnirelay import wakeup
+from omnirelay.blocklist import service as blocklist
 from omnirelay.db import utcnow
 from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
@@ -137,11 +138,14 @@ def inbound(
 ) -> InboundMessage:
     """An end user's message: a reply to ``reply_to`` (a message id the provider handed
     back, already checked by the caller) or else to the latest message sent to them
-    through this connection (to its ``reply`` URL), kept either way."""
+    through this connection (to its ``reply`` URL), kept either way. A stop/start keyword
+    changes the block list (opt-out: every channel's inbound comes here or to
+    pipeline.apply_event)."""
     message_id = reply_to
     if message_id is None and phone:
         attempt = repo.last_message_to(session, organization_id, connection_id, phone)
         message_id = attempt.message_id if attempt else None
+    blocklist.opt_out(session, organization_id, phone, text, channel)
     row = InboundMessage(
         organization_id=organization_id,
         connection_id=connection_id,

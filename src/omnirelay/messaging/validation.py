@@ -252,9 +252,31 @@ def parse_step(
             out.action = {"title": action["title"][:40], "url": action["url"]}
     else:  # telegram
         out.sender = _str(step, "sender")
-        if text is None:
-            raise e.no_field("text")
+        _telegram(step, out, prefix)
     return out
+
+
+def _telegram(step: dict[str, Any], draft_step: StepDraft, prefix: str) -> None:
+    """A Telegram step: a text, or a photo (``image``) with an optional caption; an
+    ``action`` {title, url} becomes an inline keyboard button."""
+    image, action = step.get("image"), step.get("action")
+    if action is not None:
+        if not isinstance(action, dict) or not action.get("title") or not action.get("url"):
+            raise e.SendError(
+                1035, "Action title and URL must be specified", field=prefix + "action"
+            )
+        title, url = action["title"], action["url"]
+        if not isinstance(title, str) or len(title) > 64:
+            raise e.SendError(1035, "Action title must be a text of 1..64 characters")
+        if not _is_http(url):
+            raise e.SendError(1037, "Wrong button URL", field=prefix + "action.url")
+        draft_step.action = {"title": title, "url": url}
+    if image is not None and image != "":
+        if not _is_http(image):
+            raise e.SendError(1036, "Wrong image URL", field=prefix + "image")
+        draft_step.image = image
+    if draft_step.text is None and draft_step.image is None:
+        raise e.no_field("text")
 
 
 def _body(body: Any) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from omnirelay.blocklist.schemas import (
     NetworkList,
     NetworkOut,
     NetworksIn,
+    OptOutIn,
+    OptOutOut,
     PhoneList,
     PhoneOut,
     PhonesIn,
@@ -86,3 +88,38 @@ def remove_network(ctx: Ctx, caller: Caller, entry_id: RowId) -> Response:
         service.remove_network(session, caller.organization_id, entry_id)
     service.forget(caller.organization_id)
     return Response(status_code=204)
+
+
+@router.get("/optout", response_model=OptOutOut)
+def get_opt_out(ctx: Ctx, caller: Caller) -> OptOutOut:
+    """The opt-out keywords: an inbound message that is one of `stop_words` (whole text,
+    any case) puts its number on the block list; one of `start_words` lifts it."""
+    with ctx.db.read() as session:
+        found = service.opt_out_settings(session, caller.organization_id)
+    return OptOutOut(
+        enabled=found.enabled,
+        stop_words=list(found.stop_words),
+        start_words=list(found.start_words),
+    )
+
+
+@router.put("/optout", response_model=OptOutOut)
+def put_opt_out(ctx: Ctx, caller: Caller, body: OptOutIn) -> OptOutOut:
+    """Change the opt-out keywords or turn opt-out off; fields not sent stay."""
+    require_admin(caller)
+    try:
+        with ctx.db.transaction() as session:
+            found = service.update_opt_out(
+                session,
+                caller.organization_id,
+                enabled=body.enabled,
+                stop_words=body.stop_words,
+                start_words=body.start_words,
+            )
+    except IntegrityError:
+        raise _concurrent() from None
+    return OptOutOut(
+        enabled=found.enabled,
+        stop_words=list(found.stop_words),
+        start_words=list(found.start_words),
+    )
