@@ -83,16 +83,19 @@ class DispatchStep:
         if not rows:
             return None
         rows.sort(key=lambda r: (r.due_at or r.created_at, r.id))  # due order
-        connections = claims.connections(
-            session, (int(r.route[r.step]["connection_id"]) for r in rows if r.final_at is None)
-        )
+        connections = claims.connections(session, _connection_ids(rows))
         # The common first step is decided from the claim's own RETURNING, set-based; a
         # message that needs writes of its own (a gate, a handover's daylight or debit, a
         # missing connection) goes through the ORM in a savepoint of its own.
         fast = FastClaim(now, connections)
         slow: list[str] = []
         for row in rows:
-            if not fast.take(row):
+            try:
+                taken = fast.take(row)
+            except Exception:  # a malformed route: the ORM path ends the step (or retries)
+                log.exception("dispatch of %s: the fast claim failed", row.id)
+                taken = False
+            if not taken:
                 slow.append(row.id)
         claims.release(session, fast.released)
         claims.queue_attempts(session, fast.queued, fast.queued_messages)
@@ -349,6 +352,17 @@ class DispatchStep:
 
     def next_due(self, session: Session) -> datetime | None:
         return bulk.next_due(session, utcnow())
+
+
+def _connection_ids(rows: list[Any]) -> set[int]:
+    ids: set[int] = set()
+    for row in rows:
+        try:
+            if row.final_at is None:
+                ids.add(int(row.route[row.step]["connection_id"]))
+        except (IndexError, KeyError, TypeError, ValueError):
+            pass  # the message's own claim fails it, alone
+    return ids
 
 
 class NotTried(Exception):
