@@ -314,7 +314,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--window", type=int, default=100, help="SMPP window of both")
+    parser.add_argument("--window", type=int, default=500, help="SMPP window of both")
     parser.add_argument("--open-seconds", type=float, default=0.0, help="(0: --seconds)")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument(

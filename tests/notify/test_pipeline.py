@@ -258,3 +258,24 @@ def test_a_finished_attempt_leaves_no_ttl_watch_behind(client, org, v3, drain, m
     assert message(handed.json()["id"]).status == "delivered"
     with db.transaction() as session:
         assert session.scalars(select(Job).where(Job.kind == "messages.ttl")).all() == []
+
+
+def test_a_message_the_claim_cannot_read_does_not_hold_back_its_batch(v3, db, drain, message):
+    """The dispatch claim decides a batch set-based (ADR 25); one message whose route it
+    cannot read (a step without its ttl) goes its own way, retried later, while the rest
+    of the batch is sent."""
+    from omnirelay.messaging.models import Message
+
+    broken = v3("message/sendSMS", {"sender": "SANDBOX", "phone": DELIVERED, "text": "a"})
+    fine = v3("message/sendSMS", {"sender": "SANDBOX", "phone": DELIVERED, "text": "b"})
+    with db.transaction() as session:
+        row = session.get(Message, broken.json()["id"])
+        assert row is not None
+        route = [dict(s) for s in row.route]
+        del route[0]["ttl"]
+        row.route = route
+    drain()
+    assert message(fine.json()["id"]).status == "delivered"
+    held = message(broken.json()["id"])
+    assert (held.status, held.tries) == ("accepted", 1)
+    assert held.due_at is not None and held.claimed_by is None

@@ -60,10 +60,42 @@ def _due(now: datetime, limit: int, organization_id: str | None = None) -> Any:
     return query.order_by(MESSAGES.c.due_at).limit(limit)
 
 
+# What the dispatch claim reads of each message it leases (RETURNING of its UPDATE).
+CLAIM_COLUMNS = (
+    MESSAGES.c.id,
+    MESSAGES.c.organization_id,
+    MESSAGES.c.method,
+    MESSAGES.c.route,
+    MESSAGES.c.step,
+    MESSAGES.c.tries,
+    MESSAGES.c.price,
+    MESSAGES.c.final_at,
+    MESSAGES.c.daydelivery,
+    MESSAGES.c.custom_id,
+    MESSAGES.c.report_url,
+    MESSAGES.c.due_at,
+    MESSAGES.c.created_at,
+)
+
+
 def claim_due(
     session: Session, claim_id: str, limit: int, now: datetime, until: datetime
 ) -> list[str]:
-    """Lease up to ``limit`` due messages to ``claim_id``; a lease that passed (its process
+    return [
+        row[0] for row in claim_due_rows(session, claim_id, limit, now, until, (MESSAGES.c.id,))
+    ]
+
+
+def claim_due_rows(
+    session: Session,
+    claim_id: str,
+    limit: int,
+    now: datetime,
+    until: datetime,
+    columns: Sequence[Any] = CLAIM_COLUMNS,
+) -> list[Any]:
+    """Lease up to ``limit`` due messages to ``claim_id`` and return ``columns`` of each
+    (one UPDATE ... RETURNING); a lease that passed (its process
     died) is taken over. Fair between organizations: each organization with messages
     waiting gets an equal share of the batch, earliest first, and what the shares leave
     goes to the earliest due of anyone; so one organization's backlog delays another's
@@ -95,9 +127,9 @@ def claim_due(
         update(MESSAGES)
         .where(MESSAGES.c.id.in_(chosen))
         .values(claimed_by=claim_id, lease_until=until)
-        .returning(MESSAGES.c.id)
+        .returning(*columns)
     )
-    return [row[0] for row in result]
+    return list(result)
 
 
 def claimed(session: Session, ids: Sequence[str]) -> Sequence[Message]:

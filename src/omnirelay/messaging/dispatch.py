@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from omnirelay import wakeup
 from omnirelay.billing import repository as billing_repo
 from omnirelay.billing import service as billing
 from omnirelay.channels.base import (
-    Adapter,
     Outbound,
     PermanentError,
     RetriableError,
@@ -36,8 +36,10 @@ from omnirelay.config import get_settings
 from omnirelay.connections import repository as connections_repo
 from omnirelay.db import utcnow
 from omnirelay.messaging import bulk_repository as bulk
+from omnirelay.messaging import claim_repository as claims
 from omnirelay.messaging import pipeline
 from omnirelay.messaging import repository as repo
+from omnirelay.messaging.claim import SANDBOXES, FastClaim, Send
 from omnirelay.messaging.models import Message, MessageAttempt
 from omnirelay.messaging.service import DISPATCH_CHANNEL, daylight
 
@@ -46,24 +48,6 @@ log = logging.getLogger(__name__)
 MAX_SEND_TRIES = pipeline.MAX_SEND_TRIES
 RETRY_BASE = 2.0  # seconds before the second try of a step; doubles, with jitter
 RETRY_MAX = 300.0
-SANDBOXES = ("sandbox", "wa_sandbox")
-
-
-@dataclass
-class Send:
-    """One claimed message whose step goes to its adapter."""
-
-    message_id: str
-    step: int
-    attempt: dict[str, Any]  # the MessageAttempt's columns
-    adapter: Adapter
-    outbound: Outbound
-    debited: int  # a later step's price, taken at the claim: given back on a retry
-    # What recording ``sent`` needs of the message, read at the claim.
-    method: str
-    organization_id: str
-    custom_id: str | None
-    report_url: str | None
 
 
 @dataclass
@@ -95,22 +79,44 @@ class DispatchStep:
 
     def claim(self, session: Session, claim_id: str, limit: int, now: datetime) -> Batch | None:
         until = now + timedelta(seconds=self.lease_seconds)
-        ids = bulk.claim_due(session, claim_id, limit, now, until)
-        if not ids:
+        rows = bulk.claim_due_rows(session, claim_id, limit, now, until)
+        if not rows:
             return None
-        sends: list[Send] = []
-        connections: dict[int, Any] = {}  # read once per batch, not once per message
-        for message in bulk.claimed(session, ids):
+        rows.sort(key=lambda r: (r.due_at or r.created_at, r.id))  # due order
+        connections = claims.connections(session, _connection_ids(rows))
+        # The common first step is decided from the claim's own RETURNING, set-based; a
+        # message that needs writes of its own (a gate, a handover's daylight or debit, a
+        # missing connection) goes through the ORM in a savepoint of its own.
+        fast = FastClaim(now, connections)
+        slow: list[str] = []
+        for row in rows:
             try:
-                with session.begin_nested():
-                    send = self._prepare(session, message, now, connections)
-            except Exception:
-                log.exception("dispatch of %s: preparing failed", message.id)
-                self._give_up_or_later(session, message, None, "preparing failed", now)
-                continue
-            if send is not None:
-                sends.append(send)
-        return Batch(len(ids), sends)
+                taken = fast.take(row)
+            except Exception:  # a malformed route: the ORM path ends the step (or retries)
+                log.exception("dispatch of %s: the fast claim failed", row.id)
+                taken = False
+            if not taken:
+                slow.append(row.id)
+        claims.release(session, fast.released)
+        claims.queue_attempts(session, fast.queued, fast.queued_messages)
+        if fast.queued:
+            from omnirelay.messaging.sessions import NOTIFY_CHANNEL
+
+            wakeup.notify(session, NOTIFY_CHANNEL)  # once for the batch
+        sends = fast.sends
+        if slow:
+            cache: dict[int, Any] = {}
+            for message in bulk.claimed(session, slow):
+                try:
+                    with session.begin_nested():
+                        send = self._prepare(session, message, now, cache)
+                except Exception:
+                    log.exception("dispatch of %s: preparing failed", message.id)
+                    self._give_up_or_later(session, message, None, "preparing failed", now)
+                    continue
+                if send is not None:
+                    sends.append(send)
+        return Batch(len(rows), sends)
 
     def _prepare(
         self, session: Session, message: Message, now: datetime, connections: dict[int, Any]
@@ -346,6 +352,17 @@ class DispatchStep:
 
     def next_due(self, session: Session) -> datetime | None:
         return bulk.next_due(session, utcnow())
+
+
+def _connection_ids(rows: list[Any]) -> set[int]:
+    ids: set[int] = set()
+    for row in rows:
+        try:
+            if row.final_at is None:
+                ids.add(int(row.route[row.step]["connection_id"]))
+        except (IndexError, KeyError, TypeError, ValueError):
+            pass  # the message's own claim fails it, alone
+    return ids
 
 
 class NotTried(Exception):

@@ -186,21 +186,6 @@ def last_message_to(
     ).first()
 
 
-def claim_queued(session: Session, connection_id: int, limit: int) -> Sequence[MessageAttempt]:
-    """Queued attempts of a session-based connection, marked ``submitting``, oldest first."""
-    rows = session.scalars(
-        select(MessageAttempt)
-        .where(MessageAttempt.connection_id == connection_id, MessageAttempt.status == "queued")
-        .order_by(MessageAttempt.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for row in rows:
-        row.status = "submitting"
-    session.flush()
-    return rows
-
-
 def requeue_submitting(session: Session, connection_id: int) -> int:
     """A new session owner sends again what its predecessor had in flight."""
     rows = session.scalars(

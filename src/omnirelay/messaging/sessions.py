@@ -15,6 +15,7 @@ from omnirelay.db import utcnow
 from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
 from omnirelay.messaging import repository as repo
+from omnirelay.messaging.claim_repository import QueuedAttempt
 from omnirelay.messaging.models import InboundMessage, Message, MessageAttempt, ProviderPart
 from omnirelay.queue import enqueue
 from omnirelay.webhooks import service as webhooks
@@ -39,8 +40,8 @@ def queue_attempt(
 
 
 def submission_data(
-    session: Session, attempts: Sequence[MessageAttempt]
-) -> list[tuple[MessageAttempt, dict[str, Any], list[int]]]:
+    session: Session, attempts: Sequence[QueuedAttempt]
+) -> list[tuple[QueuedAttempt, dict[str, Any], list[int]]]:
     """For each claimed attempt: its route step and the parts already sent (with ids).
     Two reads for the batch, not two per attempt."""
     routes = bulk.routes_of(session, [a.message_id for a in attempts])

@@ -17,6 +17,7 @@ from omnirelay.channels.smpp.encoding import decode_text, parts
 from omnirelay.channels.smpp.session import Inbound, SmppSession, Submission
 from omnirelay.connections.models import ConnectionStatus
 from omnirelay.db import Database, utcnow
+from omnirelay.messaging import claim_repository as claims
 from omnirelay.messaging import pipeline, sessions, statuses
 from omnirelay.messaging import repository as messages
 from omnirelay.messaging.models import ProviderPart
@@ -130,7 +131,7 @@ class ConnectionRunner:
         if self.link_state != "bound" or tx.backlog >= self.config.window * 4:
             return
         with self.db.transaction() as session:
-            claimed = messages.claim_queued(session, self.connection_id, self.config.window * 8)
+            claimed = claims.claim_queued(session, self.connection_id, self.config.window * 8)
             data = sessions.submission_data(session, claimed)
             ready: list[int] = []
             batch: list[Submission] = []
@@ -214,7 +215,17 @@ class ConnectionRunner:
             for sub, status, reason in refused:
                 final, code = REFUSALS.get(status, ("rejected", 1000))
                 sessions.mark_failed(session, sub.key, final, code, f"SMSC: {reason}")
-            known = [p for p in (self._apply(session, i) for i, _ in received) if p is not None]
+            # Each receipt parsed once; the provider ids they name looked up in two reads.
+            parsed = [(i, self._receipt(i)) for i, _ in received]
+            names = [
+                c for _, r in parsed if r is not None for c in receipts.candidates(r.message_id)
+            ]
+            known_ids = claims.known_provider_ids(session, self.connection_id, names)
+            known = [
+                p
+                for p in (self._apply(session, i, r, known_ids) for i, r in parsed)
+                if p is not None
+            ]
             # Receipts of recorded attempts, set-based (messaging/statuses.py).
             statuses.apply_many(
                 session, known, lambda _, p: pipeline.apply_event(session, p, tries=1)
@@ -230,23 +241,33 @@ class ConnectionRunner:
         for _, ack in received:
             ack()  # only now, after the commit: a report is never lost
 
-    def _apply(self, session: object, inbound: Inbound) -> dict[str, Any] | None:
-        """An inbound PDU: a receipt of a recorded attempt comes back as the event to apply
-        with the batch; the rest is handled here."""
+    @staticmethod
+    def _receipt(inbound: Inbound) -> receipts.Receipt | None:
+        """The receipt an inbound PDU carries with a status to apply, or None."""
+        if not (receipts.is_receipt(inbound.esm_class) or inbound.receipted_message_id):
+            return None
+        text = decode_text(inbound.short_message, inbound.data_coding, inbound.esm_class)
+        receipt = receipts.parse(text, inbound.receipted_message_id, inbound.message_state)
+        return None if receipt is None or receipt.status is None else receipt
+
+    def _apply(
+        self,
+        session: object,
+        inbound: Inbound,
+        receipt: receipts.Receipt | None,
+        known_ids: set[str],
+    ) -> dict[str, Any] | None:
+        """An inbound PDU: a receipt of a recorded attempt (its id in ``known_ids``) comes
+        back as the event to apply with the batch; the rest is handled here."""
         from sqlalchemy.orm import Session
 
         assert isinstance(session, Session)
-        text = decode_text(inbound.short_message, inbound.data_coding, inbound.esm_class)
         if receipts.is_receipt(inbound.esm_class) or inbound.receipted_message_id:
-            receipt = receipts.parse(text, inbound.receipted_message_id, inbound.message_state)
-            if receipt is None or receipt.status is None:
-                return None
+            if receipt is None:
+                return None  # no id, or no status to apply
             provider_id, known = receipt.message_id, False
             for candidate in receipts.candidates(receipt.message_id):
-                found = messages.attempt_by_provider_id(session, self.connection_id, candidate)
-                if found is not None or messages.part_by_provider_id(
-                    session, self.connection_id, candidate
-                ):
+                if candidate in known_ids:
                     provider_id, known = candidate, True
                     break
             failed = receipt.status not in ("delivered",)
@@ -270,7 +291,7 @@ class ConnectionRunner:
             self.connection_id,
             inbound.source.lstrip("+"),
             inbound.destination,
-            text,
+            decode_text(inbound.short_message, inbound.data_coding, inbound.esm_class),
         )
         return None
 

@@ -74,12 +74,31 @@ class _Client(smpplib.client.Client):  # type: ignore[misc]
     with generic_nack (or drops the link when the stream cannot be framed)."""
 
     def read_raw(self) -> bytes:
-        head = self._recv_exact(4)
-        (length,) = struct.unpack(">L", head)
+        # Buffered: one recv takes every PDU the SMSC wrote (a window of answers and
+        # receipts), where smpplib reads each PDU in two recv calls, each a hand-off of
+        # the GIL in a busy process.
+        buf: bytearray = self.__dict__.setdefault("_rbuf", bytearray())
+        while len(buf) < 4:
+            self._fill(buf)
+        (length,) = struct.unpack_from(">L", buf)
         if not 16 <= length <= MAX_PDU:
             raise smpplib.exceptions.ConnectionError(f"unframable PDU length {length}")
-        raw: bytes = head + self._recv_exact(length - 4)
+        while len(buf) < length:
+            self._fill(buf)
+        raw = bytes(buf[:length])
+        del buf[:length]
         return raw
+
+    def _fill(self, buf: bytearray) -> None:
+        try:
+            part = self._socket.recv(65536)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise smpplib.exceptions.ConnectionError() from exc
+        if not part:
+            raise smpplib.exceptions.ConnectionError()
+        buf += part
 
 
 class SmppSession:
@@ -96,6 +115,9 @@ class SmppSession:
         self.role = role  # transceiver | transmitter | receiver
         self.name = name
         self._queue: deque[Submission] = deque()
+        # Small answers (deliver_sm_resp) waiting for the writer, which sends them with
+        # whatever else it writes in one call: (the connection they belong to, bytes).
+        self._outbox: list[tuple[_Client, bytes]] = []
         self._inflight: dict[int, tuple[Submission, float]] = {}
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
@@ -192,6 +214,7 @@ class SmppSession:
             # link is not the message's fault, so it does not count against its tries.
             self._queue.extendleft(reversed([s for s, _ in self._inflight.values()]))
             self._inflight.clear()
+            self._outbox.clear()  # acks of this link: the SMSC delivers those again
         if client is not None:
             with contextlib.suppress(OSError):
                 client._socket.close()
@@ -208,9 +231,10 @@ class SmppSession:
         try:
             while not self._stop.is_set() and reader.is_alive():
                 self._tick()
-                sub = self._next_submission()
-                if sub is not None:
-                    self._send_submit(sub)
+                subs = self._next_submissions()
+                if subs:
+                    self._send_submits(subs)
+                self._flush_outbox()
         finally:
             if self._stop.is_set():
                 self._unbind()
@@ -223,6 +247,8 @@ class SmppSession:
     def _unbind(self) -> None:
         """On shutdown: wait briefly for answers in flight, then unbind."""
         deadline = time.monotonic() + min(5.0, self.config.response_timeout)
+        with contextlib.suppress(Exception):
+            self._flush_outbox()
         with self._cond:
             while self._inflight and time.monotonic() < deadline:
                 self._cond.wait(0.05)
@@ -234,23 +260,30 @@ class SmppSession:
 
     # --- writing ------------------------------------------------------------------------
 
-    def _next_submission(self) -> Submission | None:
+    def _next_submissions(self) -> list[Submission]:
+        """What may go now: as many as the window has room for (one at a time under a
+        throughput limit); empty when a timer is due or answers wait to be written."""
         with self._cond:
             # A dead link ends the wait at once: reconnect now, not at the next timeout.
             while not self._stop.is_set() and not self._reader_done:
                 now = time.monotonic()
+                room = self.config.window - len(self._inflight)
                 can_send = (
                     self.role != "receiver"
                     and self._queue
-                    and len(self._inflight) < self.config.window
+                    and room > 0
                     and now >= self._paused_until
                 )
                 if can_send:
-                    return self._queue.popleft()
+                    if self.config.throughput > 0:
+                        room = 1
+                    return [self._queue.popleft() for _ in range(min(room, len(self._queue)))]
+                if self._outbox:
+                    return []
                 self._cond.wait(self._wait_time(now))
                 if self._due_timer():
-                    return None
-        return None
+                    return []
+        return []
 
     def _wait_time(self, now: float) -> float:
         waits = [0.25, max(0.0, self.config.enquire_link_interval - (now - self._last_activity))]
@@ -291,37 +324,66 @@ class SmppSession:
             self._link_probe = now
             self._send(smpplib.smpp.make_pdu("enquire_link", client=self._client))
 
-    def _send_submit(self, sub: Submission) -> None:
+    def _send_submits(self, subs: list[Submission]) -> None:
+        """Build the submit_sm PDUs and write them in one call."""
         cfg = self.config
         if cfg.throughput > 0:
             gap = 1.0 / cfg.throughput
             now = time.monotonic()
             wait = self._paused_until - now if self._paused_until > now else 0.0
-            self._paused_until = max(now, self._paused_until) + gap
+            self._paused_until = max(now, self._paused_until) + gap * len(subs)
             if wait > 0:
                 time.sleep(wait)
-        part = sub.part
-        pdu = smpplib.smpp.make_pdu(
-            "submit_sm",
-            client=self._client,
-            source_addr_ton=cfg.source_ton,
-            source_addr_npi=cfg.source_npi,
-            source_addr=sub.source,
-            dest_addr_ton=cfg.dest_ton,
-            dest_addr_npi=cfg.dest_npi,
-            destination_addr=sub.destination,
-            esm_class=part.esm_class,
-            data_coding=part.data_coding,
-            short_message=part.short_message,
-            registered_delivery=1,
-            **part.tlvs,
-        )
+        chunks: list[bytes] = []
+        entries: list[tuple[int, Submission]] = []
+        for sub in subs:
+            part = sub.part
+            pdu = smpplib.smpp.make_pdu(
+                "submit_sm",
+                client=self._client,
+                source_addr_ton=cfg.source_ton,
+                source_addr_npi=cfg.source_npi,
+                source_addr=sub.source,
+                dest_addr_ton=cfg.dest_ton,
+                dest_addr_npi=cfg.dest_npi,
+                destination_addr=sub.destination,
+                esm_class=part.esm_class,
+                data_coding=part.data_coding,
+                short_message=part.short_message,
+                registered_delivery=1,
+                **part.tlvs,
+            )
+            chunks.append(pdu.generate())
+            entries.append((pdu.sequence, sub))
+        sent_at = time.monotonic()
         with self._cond:
-            self._inflight[pdu.sequence] = (sub, time.monotonic())
+            for seq, sub in entries:
+                self._inflight[seq] = (sub, sent_at)
         try:
-            self._send(pdu)
+            self._write(b"".join(chunks))
         except Exception:
             raise ConnectionLost("send failed") from None
+
+    def _flush_outbox(self) -> None:
+        """Write the answers queued for the current connection (acks after a commit)."""
+        with self._cond:
+            if not self._outbox:
+                return
+            out, self._outbox = self._outbox, []
+        client = self._client
+        data = b"".join(raw for on, raw in out if on is client)
+        if data:
+            try:
+                self._write(data)
+            except Exception:
+                log.info("%s: deliver_sm_resp not sent; the SMSC will redeliver", self.name)
+
+    def _write(self, data: bytes) -> None:
+        client = self._client
+        if client is None or client._socket is None:
+            raise ConnectionLost("not connected")
+        with self._send_lock:
+            client._socket.sendall(data)
 
     def _send(self, pdu: Any, on: _Client | None = None) -> None:
         """Send on the current connection; with ``on``, only if that one still is."""
@@ -427,12 +489,15 @@ class SmppSession:
         def ack() -> None:
             resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=client)
             resp.sequence = pdu.sequence
-            try:
+            raw = resp.generate()
+            with self._cond:
                 # Only where the deliver_sm came from: its sequence number means nothing
                 # on a newer connection, where it could acknowledge another PDU.
-                self._send(resp, on=client)
-            except Exception:
-                log.info("%s: deliver_sm_resp not sent; the SMSC will redeliver", self.name)
+                if self._client is not client:
+                    log.info("%s: deliver_sm_resp not sent; the SMSC will redeliver", self.name)
+                    return
+                self._outbox.append((client, raw))  # the writer sends a batch at once
+                self._cond.notify_all()
 
         def text(value: Any) -> str | None:
             if value is None:
