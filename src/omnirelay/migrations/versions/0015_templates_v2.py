@@ -245,7 +245,9 @@ def downgrade() -> None:
         sa.column("created_at", UTCDateTime()),
         sa.column("updated_at", UTCDateTime()),
     )
-    ch = sa.table("template_channels", sa.column("template_id"), sa.column("channel"))
+    ch = sa.table(
+        "template_channels", sa.column("id"), sa.column("template_id"), sa.column("channel")
+    )
     channels: dict[int, list[str]] = {}
     for template_id, channel in bind.execute(
         sa.select(ch.c.template_id, ch.c.channel).order_by(ch.c.id)
