@@ -18,6 +18,7 @@ from omnirelay.templates.text import regexp_text
 
 router = APIRouter(prefix="/template2", tags=["templates"])
 MAX_TEXT = 10_000
+MAX_BUTTONS = 10
 # Ids are numbers; a JavaScript client's safe integers bound them (and keep them within a
 # BIGINT, so no id reaches the database as an error).
 Id = Annotated[int, Field(ge=1, le=2**53)]
@@ -52,7 +53,7 @@ class Keyboard(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     inline: bool = True
-    buttons: list[Button] | None = Field(default=None, max_length=templates.MAX_ATTACHMENTS)
+    buttons: list[Button] | None = Field(default=None, max_length=MAX_BUTTONS)
 
 
 class ChannelIn(BaseModel):
