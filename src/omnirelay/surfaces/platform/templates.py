@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from omnirelay.connections.designations import NAMES
+from omnirelay.surfaces.platform.contacts import Success
 from omnirelay.surfaces.platform.deps import Ctx, OrgId
 from omnirelay.templates import groups
 from omnirelay.templates import platform as templates
@@ -28,10 +29,6 @@ Designation = Annotated[
 ]
 
 
-class Success(BaseModel):
-    result: str = "success"
-
-
 def timestamp(moment: datetime) -> str:
     """ "2022-03-09T00:00:00.000Z", as the seed writes them."""
     moment = moment.astimezone(UTC)
@@ -41,7 +38,7 @@ def timestamp(moment: datetime) -> str:
 # --- bodies ---------------------------------------------------------------------------
 
 
-class Button(BaseModel):
+class TemplateButton(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: str | None = Field(default=None, max_length=32)
@@ -49,14 +46,14 @@ class Button(BaseModel):
     link: str | None = Field(default=None, max_length=2000)
 
 
-class Keyboard(BaseModel):
+class TemplateKeyboard(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     inline: bool = True
-    buttons: list[Button] | None = Field(default=None, max_length=MAX_BUTTONS)
+    buttons: list[TemplateButton] | None = Field(default=None, max_length=MAX_BUTTONS)
 
 
-class ChannelIn(BaseModel):
+class TemplateChannelIn(BaseModel):
     """A channel entry: the designation and what the template is there."""
 
     model_config = ConfigDict(extra="ignore")
@@ -65,7 +62,7 @@ class ChannelIn(BaseModel):
     components: list[dict[str, Any]] | dict[str, Any] | None = Field(
         default=None, description="provider-specific content (e.g. WhatsApp components)"
     )
-    keyboard: Keyboard | None = None
+    keyboard: TemplateKeyboard | None = None
     attachments: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
         default_factory=list,
         max_length=templates.MAX_ATTACHMENTS,
@@ -95,7 +92,7 @@ Order = Annotated[
 ]
 
 
-class ListBody(BaseModel):
+class TemplateListBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     offset: int = Field(default=0, ge=0, le=2**31)
@@ -103,30 +100,30 @@ class ListBody(BaseModel):
     order: Order = None
 
 
-class CreateBody(BaseModel):
+class TemplateCreateBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     displayName: str | None = Field(default=None, max_length=200)
     text: str = Field(min_length=1, max_length=MAX_TEXT, description="#VAR# placeholders")
     name: str | None = Field(default=None, max_length=200, description="the event's name")
-    channels: list[ChannelIn] = Field(default_factory=list, max_length=len(NAMES))
+    channels: list[TemplateChannelIn] = Field(default_factory=list, max_length=len(NAMES))
 
 
-class UpdateBody(BaseModel):
+class TemplateUpdateBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: Id
     text: str = Field(min_length=1, max_length=MAX_TEXT)
 
 
-class AddChannelBody(BaseModel):
+class TemplateChannelAddBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     templateId: Id
-    channel: ChannelIn
+    channel: TemplateChannelIn
 
 
-class RemoveChannelBody(BaseModel):
+class TemplateChannelRemoveBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     templateId: Id
@@ -139,14 +136,14 @@ class TemplateIdBody(BaseModel):
     templateId: Id
 
 
-class GroupCreateBody(BaseModel):
+class TemplateGroupCreateBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(min_length=1, max_length=200)
     templates: list[Id] = Field(min_length=1, max_length=groups.MAX_TEMPLATES)
 
 
-class GroupAddBody(BaseModel):
+class TemplateGroupAddBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     templateId: Id
@@ -156,7 +153,7 @@ class GroupAddBody(BaseModel):
 # --- answers --------------------------------------------------------------------------
 
 
-class ChannelOut(BaseModel):
+class TemplateChannelOut(BaseModel):
     id: int
     channel: str
     status: str  # moderate, approved, rejected
@@ -174,7 +171,7 @@ class TemplateOut(BaseModel):
     text: str
     regexpText: str
     name: str | None
-    channels: list[ChannelOut]
+    channels: list[TemplateChannelOut]
 
 
 class TemplateItem(TemplateOut):
@@ -192,7 +189,7 @@ class TemplateAnswer(Success, TemplateOut):
     pass
 
 
-class ChannelAnswer(Success):
+class TemplateChannelAnswer(Success):
     id: int
     templateId: int
     channel: str
@@ -200,15 +197,15 @@ class ChannelAnswer(Success):
     updated_at: str
 
 
-class GroupAnswer(Success):
+class TemplateGroupAnswer(Success):
     id: int
     name: str
     created_at: str
     updated_at: str
 
 
-def _channel(entry: TemplateChannel) -> ChannelOut:
-    return ChannelOut(
+def _channel(entry: TemplateChannel) -> TemplateChannelOut:
+    return TemplateChannelOut(
         id=entry.id,
         channel=entry.channel,
         status=entry.status,
@@ -248,11 +245,11 @@ def _item(
 
 
 @router.post("/list", response_model=TemplateList)
-def list_templates(ctx: Ctx, org_id: OrgId, body: ListBody | None = None) -> TemplateList:
+def list_templates(ctx: Ctx, org_id: OrgId, body: TemplateListBody | None = None) -> TemplateList:
     """The organization's templates (those of /v3 too), with `offset`, `limit` (absent:
     all), `order` (default `[["createdAt", "DESC"]]`) and the `total`; each with its
     channel entries and its group."""
-    body = body or ListBody()
+    body = body or TemplateListBody()
     with ctx.db.read() as session:
         listing = templates.list_page(session, org_id, body.offset, body.limit, body.order)
         data = [_item(r, listing.groups, listing.members) for r in listing.templates]
@@ -260,7 +257,7 @@ def list_templates(ctx: Ctx, org_id: OrgId, body: ListBody | None = None) -> Tem
 
 
 @router.post("/create", response_model=TemplateAnswer)
-def create(ctx: Ctx, org_id: OrgId, body: CreateBody) -> TemplateAnswer:
+def create(ctx: Ctx, org_id: OrgId, body: TemplateCreateBody) -> TemplateAnswer:
     """A template with `text`, `displayName`, `name` (its event) and channels; each channel
     starts `moderate` and is moderated by its provider."""
     with ctx.db.transaction() as session:
@@ -276,19 +273,19 @@ def create(ctx: Ctx, org_id: OrgId, body: CreateBody) -> TemplateAnswer:
 
 
 @router.post("/update", response_model=Success)
-def update(ctx: Ctx, org_id: OrgId, body: UpdateBody) -> Success:
+def update(ctx: Ctx, org_id: OrgId, body: TemplateUpdateBody) -> Success:
     """A new text: every channel goes back to moderation."""
     with ctx.db.transaction() as session:
         templates.update_text(session, org_id, body.id, body.text)
     return Success()
 
 
-@router.post("/channel/add", response_model=ChannelAnswer)
-def add_channel(ctx: Ctx, org_id: OrgId, body: AddChannelBody) -> ChannelAnswer:
+@router.post("/channel/add", response_model=TemplateChannelAnswer)
+def add_channel(ctx: Ctx, org_id: OrgId, body: TemplateChannelAddBody) -> TemplateChannelAnswer:
     """Add a channel to a template: it starts `moderate`."""
     with ctx.db.transaction() as session:
         entry = templates.add_channel(session, org_id, body.templateId, body.channel.spec())
-        return ChannelAnswer(
+        return TemplateChannelAnswer(
             id=entry.id,
             templateId=body.templateId,
             channel=entry.channel,
@@ -298,7 +295,7 @@ def add_channel(ctx: Ctx, org_id: OrgId, body: AddChannelBody) -> ChannelAnswer:
 
 
 @router.post("/channel/remove", response_model=Success)
-def remove_channel(ctx: Ctx, org_id: OrgId, body: RemoveChannelBody) -> Success:
+def remove_channel(ctx: Ctx, org_id: OrgId, body: TemplateChannelRemoveBody) -> Success:
     """Remove a channel from a template."""
     with ctx.db.transaction() as session:
         templates.remove_channel(session, org_id, body.templateId, body.channel)
@@ -313,13 +310,13 @@ def delete(ctx: Ctx, org_id: OrgId, body: TemplateIdBody) -> Success:
     return Success()
 
 
-@router.post("/group/create", response_model=GroupAnswer)
-def create_group(ctx: Ctx, org_id: OrgId, body: GroupCreateBody) -> GroupAnswer:
+@router.post("/group/create", response_model=TemplateGroupAnswer)
+def create_group(ctx: Ctx, org_id: OrgId, body: TemplateGroupCreateBody) -> TemplateGroupAnswer:
     """A group of templates: none may be in another group, and no two may share a
     channel."""
     with ctx.db.transaction() as session:
         group = groups.create(session, org_id, body.name, body.templates)
-        return GroupAnswer(
+        return TemplateGroupAnswer(
             id=group.id,
             name=group.name,
             created_at=timestamp(group.created_at),
@@ -328,7 +325,7 @@ def create_group(ctx: Ctx, org_id: OrgId, body: GroupCreateBody) -> GroupAnswer:
 
 
 @router.post("/group/add", response_model=Success)
-def add_to_group(ctx: Ctx, org_id: OrgId, body: GroupAddBody) -> Success:
+def add_to_group(ctx: Ctx, org_id: OrgId, body: TemplateGroupAddBody) -> Success:
     """Put a template into a group (the same rules as creating one)."""
     with ctx.db.transaction() as session:
         groups.add(session, org_id, body.templateId, body.templateGroupId)
