@@ -131,9 +131,9 @@ def entry(session: Session, entry_id: int, *, lock: bool = False) -> TemplateCha
 
 def approved_entries(
     session: Session, organization_id: str, channels: Sequence[str]
-) -> list[tuple[TemplateChannel, int, str, str]]:
-    """The organization's approved entries of these designations, with their template's
-    id, uuid and text: one query on (organization_id, channel, status)."""
+) -> list[tuple[int, int, str, str]]:
+    """The organization's approved entries of these designations as (entry id, template
+    id, uuid, text): one query on (organization_id, channel, status), no entities built."""
     where: list[ColumnElement[bool]] = [
         TemplateChannel.organization_id == organization_id,
         TemplateChannel.channel.in_(channels),
@@ -141,7 +141,7 @@ def approved_entries(
         _LIVE,
     ]
     stmt = (
-        select(TemplateChannel, Template.id, Template.uuid, Template.text)
+        select(TemplateChannel.id, Template.id, Template.uuid, Template.text)
         .join(Template, Template.id == TemplateChannel.template_id)
         .where(*where)
         .order_by(Template.id, TemplateChannel.id)

@@ -348,19 +348,26 @@ def match(session: Session, organization_id: str, channel: str, text: str) -> Fo
     whose template's `regexpText` matches ``text``, with the variables taken out; None when
     no approved template of that channel matches. When several match, the most specific
     wins (the most fixed characters), then the oldest. An unknown designation is
-    `invalid_channel`. One indexed query; the matching is done here."""
+    `invalid_channel`. One indexed query, the matching here (compiled patterns are
+    cached by text), then the winning entry by its key."""
     designations.get(channel)
-    best: Found | None = None
+    best: tuple[int, int, str, str, dict[str, str]] | None = None
     best_fixed = -1
-    for entry, template_id, template_uuid, template_text in repo.approved_entries(
+    for entry_id, template_id, template_uuid, template_text in repo.approved_entries(
         session, organization_id, [channel]
     ):
-        found = texts.match(template_text, text)
         fixed = texts.fixed_length(template_text)
-        if found is not None and fixed > best_fixed:
-            best = Found(template_id, template_uuid, template_text, entry, found.variables)
+        if fixed <= best_fixed:
+            continue
+        found = texts.match(template_text, text)
+        if found is not None:
+            best = (entry_id, template_id, template_uuid, template_text, found.variables)
             best_fixed = fixed
-    return best
+    if best is None:
+        return None
+    entry = repo.entry(session, best[0])  # the winner's content: one lookup by key
+    assert entry is not None
+    return Found(best[1], best[2], best[3], entry, best[4])
 
 
 def matches(session: Session, organization_id: str, channel: str, text: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 PLACEHOLDER = re.compile(r"#([A-Za-z0-9_]+)#|\{([A-Za-z0-9_]+)\}")
 _SPECIAL = re.compile(r"([\\^$.*+?()\[\]{}|/])")
@@ -32,6 +33,7 @@ def fields(text: str) -> list[str]:
     return list(dict.fromkeys(placeholders(text)))
 
 
+@lru_cache(maxsize=4096)
 def fixed_length(text: str) -> int:
     """How many characters of the text are not placeholders: the more, the more specific."""
     return len(PLACEHOLDER.sub("", text))
@@ -48,6 +50,7 @@ def regexp_text(text: str) -> str:
     return "^" + "".join(parts) + "$"
 
 
+@lru_cache(maxsize=4096)  # the texts of approved templates, matched again and again
 def pattern(text: str) -> re.Pattern[str]:
     """`regexpText` as Python matches it: a placeholder used again is a back-reference to
     its first use (the same value both times). DOTALL: a variable may span lines; callers
@@ -78,4 +81,9 @@ def match(text: str, message: str, compiled: re.Pattern[str] | None = None) -> M
     found = (compiled or pattern(text)).fullmatch(message)
     if found is None:
         return None
-    return Match(dict(zip(fields(text), found.groups(), strict=True)))
+    return Match(dict(zip(_names(text), found.groups(), strict=True)))
+
+
+@lru_cache(maxsize=4096)
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(fields(text))
