@@ -5,5 +5,13 @@ from omnirelay.contacts import tasks as contact_tasks
 from omnirelay.gateway import tasks as gateway_tasks
 from omnirelay.messaging import tasks as messaging_tasks
 from omnirelay.telegram import tasks as telegram_tasks
+from omnirelay.templates import tasks as template_tasks
 
-__all__ = ["callback_tasks", "contact_tasks", "gateway_tasks", "messaging_tasks", "telegram_tasks"]
+__all__ = [
+    "callback_tasks",
+    "contact_tasks",
+    "gateway_tasks",
+    "messaging_tasks",
+    "telegram_tasks",
+    "template_tasks",
+]

@@ -108,6 +108,14 @@ def world(client: TestClient, org: Org) -> World:
     template = {"name": "Code", "text": "Your code is #VAR#", "channels": ["sms"]}
     created = _ok(client.post("/v3/template/create", json=template, headers=org.token))
     w.real["template"] = created["id"]
+    # The same template through /user is a number; a second one in a group of its own.
+    v2 = {"text": "Hello #NAME#.", "channels": [{"channel": "telegram"}]}
+    w.real["template2"] = _ok(client.post("/user/template2/create", json=v2, headers=org.token))[
+        "id"
+    ]
+    grouped = {"name": "Group", "templates": [w.real["template2"]]}
+    made_group = _ok(client.post("/user/template2/group/create", json=grouped, headers=org.token))
+    w.real["template_group"] = made_group["id"]
     call = {"fc_number": w.real["phone"], "fc_option": op}
     started = _ok(client.post("/3.0/callback", data=call, headers={"Authorization": w.basic}))
     w.real["call"] = started["data"]["sid"]

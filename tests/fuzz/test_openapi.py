@@ -128,6 +128,8 @@ SURFACES = {
                 ("dealId", "deal"),
                 ("attributeId", "attribute"),
                 ("phone", "phone"),
+                ("templateId", "template2"),
+                ("templateGroupId", "template_group"),
             ),
         ),
         Surface(

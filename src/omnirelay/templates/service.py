@@ -1,25 +1,31 @@
-"""Templates: create, change, delete, moderate, and match a text against approved ones.
+"""Templates: the seed 001 rules (create, change, delete, operator moderation), what both
+surfaces share (channel entries, group rules, the template-wide status), and the match
+of a message text against the approved entries of a channel (the senders' question).
 
-Placeholders are ``#VAR#`` (seed 001) or ``{var}`` (seeds 002/004); in a match each one
-stands for any non-empty text.
+The /user (seed 004) methods are in ``platform.py``, moderation by provider in
+``moderation.py``, groups in ``groups.py``.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from omnirelay.connections import designations
 from omnirelay.connections.models import CHANNELS
 from omnirelay.db import utcnow
 from omnirelay.errors import DomainError, InvalidInput
 from omnirelay.templates import repository as repo
-from omnirelay.templates.models import STATUSES, Template
+from omnirelay.templates import text as texts
+from omnirelay.templates.models import STATUSES, Template, TemplateChannel
 
-PLACEHOLDER = re.compile(r"#([A-Za-z0-9_]+)#|\{([A-Za-z0-9_]+)\}")
+PLACEHOLDER = texts.PLACEHOLDER
+fields = texts.fields
+pattern = texts.pattern  # messaging's templates-only check matches with it
 
 
 class TemplateError(DomainError):
@@ -47,31 +53,94 @@ def error(which: tuple[int, str], field: str | None = None, status: int = 400) -
     return TemplateError(which[0], which[1], field=field, status=status)
 
 
-def fields(text: str) -> list[str]:
-    out: list[str] = []
-    for m in PLACEHOLDER.finditer(text):
-        name = m.group(1) or m.group(2)
-        if name not in out:
-            out.append(name)
-    return out
+# --- what both surfaces share -----------------------------------------------------------
 
 
-def pattern(text: str) -> re.Pattern[str]:
-    parts: list[str] = []
-    last = 0
-    for m in PLACEHOLDER.finditer(text):
-        parts.append(re.escape(text[last : m.start()]))
-        parts.append(r"[\s\S]+?")
-        last = m.end()
-    parts.append(re.escape(text[last:]))
-    return re.compile("".join(parts))
+def entry_status(status: str) -> str:
+    """A seed 001 status as a channel entry's (seed 004 knows three)."""
+    if status == "approved":
+        return "approved"
+    if status in ("rejected", "error", "exception", "cancel"):
+        return "rejected"
+    return "moderate"
 
 
-def matches(session: Session, organization_id: str, channel: str, text: str) -> bool:
-    return any(
-        pattern(t.text).fullmatch(text)
-        for t in repo.approved_for(session, organization_id, channel)
+def sync_status(row: Template) -> None:
+    """The template-wide (seed 001) status after a change of its entries: approved when
+    every entry is, `send` (at moderation) while one waits, rejected otherwise."""
+    states = {e.status for e in row.entries}
+    if not states:
+        row.status = "new"
+    elif states == {"approved"}:
+        row.status = "approved"
+    elif "moderate" in states:
+        row.status = "send"
+    else:
+        row.status = "rejected"
+
+
+def new_entry(row: Template, channel: str, **content: Any) -> TemplateChannel:
+    content.setdefault("attachments", [])
+    entry = TemplateChannel(
+        organization_id=row.organization_id,
+        channel=channel,
+        status="moderate",
+        revision=1,
+        **content,
     )
+    row.entries.append(entry)
+    return entry
+
+
+def remoderate(entry: TemplateChannel) -> None:
+    """The entry needs moderation again (its text changed): answers to earlier requests no
+    longer count."""
+    entry.status = "moderate"
+    entry.comment = None
+    entry.revision += 1
+    entry.updated_at = utcnow()
+
+
+@dataclass(frozen=True)
+class GroupConflict:
+    channel: str
+    other: int  # the template of the group that has the channel
+
+
+def group_conflict(
+    session: Session, row: Template, channels: Sequence[str], group_id: int | None = None
+) -> GroupConflict | None:
+    """Whether giving ``row`` these channels (in its group, or in ``group_id``) would make
+    two templates of the group share one. The group row is locked first, so that two
+    changes of one group take turns."""
+    group_id = group_id if group_id is not None else row.group_id
+    if group_id is None:
+        return None
+    repo.group(session, row.organization_id, group_id, lock=True)
+    for other in repo.group_members(session, [group_id]):
+        if other.id == row.id:
+            continue
+        shared = [c for c in channels if c in other.designations]
+        if shared:
+            return GroupConflict(shared[0], other.id)
+    return None
+
+
+def leave_group(session: Session, row: Template) -> None:
+    """Take the template out of its group; a group left empty is removed."""
+    if row.group_id is None:
+        return
+    group = repo.group(session, row.organization_id, row.group_id, lock=True)
+    row.group_id = None
+    session.flush()
+    if group is not None and repo.group_size(session, group.id) == 0:
+        session.delete(group)
+    elif group is not None:
+        group.updated_at = utcnow()
+    session.flush()
+
+
+# --- seed 001 (/v3/template/*) ------------------------------------------------------------
 
 
 def _channels(channels: Sequence[str] | None) -> list[str]:
@@ -108,6 +177,11 @@ def _group_url(value: object) -> str | None:
     return value
 
 
+def v3_channels(row: Template) -> list[str]:
+    """The template's channels as seed 001 knows them (its four)."""
+    return [c for c in row.designations if c in CHANNELS]
+
+
 def create(
     session: Session,
     organization_id: str,
@@ -121,24 +195,25 @@ def create(
     title = _name(name)
     if not text or not text.strip():
         raise error(NO_TEXT, "text")
-    return repo.add(
-        session,
-        Template(
-            id=str(uuid.uuid4()),
-            organization_id=organization_id,
-            name=title,
-            text=text,
-            channels=_channels(channels),
-            group_url=_group_url(group_url),
-            comment=comment,
-            status="new",
-        ),
+    wanted = _channels(channels)
+    row = Template(
+        uuid=str(uuid.uuid4()),
+        organization_id=organization_id,
+        name=title,
+        text=text,
+        group_url=_group_url(group_url),
+        comment=comment,
+        status="new",
+        entries=[],
     )
+    for channel in wanted:
+        new_entry(row, channel)
+    return repo.add(session, row)
 
 
 def get(session: Session, organization_id: str, template_id: str) -> Template:
-    row = repo.get(session, organization_id, template_id)
-    if row is None:
+    row = repo.by_uuid(session, organization_id, template_id)
+    if row is None or row.status == "deleted":
         raise TemplateError(1050, "Template does not exist", status=404)
     return row
 
@@ -146,12 +221,31 @@ def get(session: Session, organization_id: str, template_id: str) -> Template:
 def _changeable(session: Session, organization_id: str, template_id: str) -> Template:
     """The organization's template to change or delete. One it deleted is 1051 (it is its
     own, but no longer open to it); another organization's is unknown (1050)."""
-    row = repo.get_any_status(session, organization_id, template_id)
+    row = repo.by_uuid(session, organization_id, template_id, lock=True)
     if row is None:
         raise TemplateError(1050, "Template does not exist", status=404, field="id")
     if row.status == "deleted":
         raise error(NO_ACCESS, "id", status=403)
     return row
+
+
+def _set_v3_channels(session: Session, row: Template, channels: list[str]) -> bool:
+    """Make the template's seed 001 channels these (entries of other designations stay);
+    True when one was added."""
+    added = [c for c in channels if c not in row.designations]
+    conflict = group_conflict(session, row, added)
+    if conflict is not None:
+        raise TemplateError(
+            BAD_VALUE[0],
+            f"{BAD_VALUE[1]}: template {conflict.other} of the same group has channel "
+            f"{conflict.channel!r}",
+            field="channels",
+        )
+    for entry in [e for e in row.entries if e.channel in CHANNELS and e.channel not in channels]:
+        row.entries.remove(entry)
+    for channel in added:
+        new_entry(row, channel)
+    return bool(added)
 
 
 def change(
@@ -175,19 +269,21 @@ def change(
         if not options["text"] or not options["text"].strip():
             raise error(NO_TEXT, "text")
         if options["text"] != row.text:
-            # A changed text has to pass moderation again.
+            # A changed text has to pass moderation again, on every channel.
             row.text = changed["text"] = options["text"]
             row.status = changed["status"] = "new"
+            for entry in row.entries:
+                remoderate(entry)
     if "channels" in options:
         if not isinstance(options["channels"], list) or not all(
             isinstance(c, str) for c in options["channels"]
         ):
             raise error(WRONG_TYPE, "channels")
         channels = _channels(options["channels"])
-        if set(channels) - set(row.channels or []) and row.status != "new":
+        if _set_v3_channels(session, row, channels) and row.status != "new":
             # Approval is per channel: a channel added needs moderation too.
             row.status = changed["status"] = "new"
-        row.channels = changed["channels"] = channels
+        changed["channels"] = channels
     if "group_url" in options:
         row.group_url = changed["group_url"] = _group_url(options["group_url"])
     if "comment" in options:
@@ -199,11 +295,15 @@ def change(
     return changed
 
 
-def delete(session: Session, organization_id: str, template_id: str) -> None:
-    row = _changeable(session, organization_id, template_id)
+def delete_row(session: Session, row: Template) -> None:
+    leave_group(session, row)
     row.status = "deleted"
     row.updated_at = utcnow()
     session.flush()
+
+
+def delete(session: Session, organization_id: str, template_id: str) -> None:
+    delete_row(session, _changeable(session, organization_id, template_id))
 
 
 def list_templates(session: Session, organization_id: str) -> Sequence[Template]:
@@ -213,11 +313,62 @@ def list_templates(session: Session, organization_id: str) -> Sequence[Template]
 def moderate(
     session: Session, organization_id: str, template_id: str, status: str, comment: str | None
 ) -> Template:
+    """The operator's decision (seed 001 moderates a template as a whole): every channel
+    entry takes it too."""
     if status not in STATUSES or status == "deleted":
         raise InvalidInput("invalid_status", f"status must be one of {STATUSES}", field="status")
     row = get(session, organization_id, template_id)
     row.status = status
     row.moderation_comment = comment
-    row.updated_at = utcnow()
+    now = row.updated_at = utcnow()
+    for entry in row.entries:
+        entry.status = entry_status(status)
+        entry.comment = comment if entry.status == "rejected" else None
+        entry.updated_at = now
     session.flush()
     return row
+
+
+# --- the senders' question ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Found:
+    """An approved channel entry whose template the text fills in."""
+
+    template_id: int  # the /user id
+    template_uuid: str  # the /v3 id
+    text: str  # the template's text
+    entry: TemplateChannel  # channel, components, keyboard, attachments, sender
+    variables: dict[str, str]
+
+
+def match(session: Session, organization_id: str, channel: str, text: str) -> Found | None:
+    """The approved entry of ``channel`` (a seed 004 designation, e.g. `whatsapp-business`)
+    whose template's `regexpText` matches ``text``, with the variables taken out; None when
+    no approved template of that channel matches. When several match, the most specific
+    wins (the most fixed characters), then the oldest. An unknown designation is
+    `invalid_channel`. One indexed query, the matching here (compiled patterns are
+    cached by text), then the winning entry by its key."""
+    designations.get(channel)
+    best: tuple[int, int, str, str, dict[str, str]] | None = None
+    best_fixed = -1
+    for entry_id, template_id, template_uuid, template_text in repo.approved_entries(
+        session, organization_id, [channel]
+    ):
+        fixed = texts.fixed_length(template_text)
+        if fixed <= best_fixed:
+            continue
+        found = texts.match(template_text, text)
+        if found is not None:
+            best = (entry_id, template_id, template_uuid, template_text, found.variables)
+            best_fixed = fixed
+    if best is None:
+        return None
+    entry = repo.entry(session, best[0])  # the winner's content: one lookup by key
+    assert entry is not None
+    return Found(best[1], best[2], best[3], entry, best[4])
+
+
+def matches(session: Session, organization_id: str, channel: str, text: str) -> bool:
+    return match(session, organization_id, channel, text) is not None

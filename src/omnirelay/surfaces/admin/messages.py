@@ -159,4 +159,4 @@ def moderate(ctx: Ctx, caller: Caller, template_id: str, body: Moderation) -> di
         row = templates.moderate(
             session, caller.organization_id, template_id, body.status, body.comment
         )
-        return {"id": row.id, "status": row.status}
+        return {"id": row.uuid, "status": row.status}

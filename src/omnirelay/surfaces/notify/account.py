@@ -105,9 +105,10 @@ async def check_phone(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str, An
 
 
 def template_out(row: Template) -> dict[str, Any]:
-    flags = {c: c in (row.channels or []) for c in CHANNELS}
+    channels = templates.v3_channels(row)
+    flags = {c: c in channels for c in CHANNELS}
     return {
-        "id": row.id,
+        "id": row.uuid,
         "name": row.name,
         "text": row.text,
         **flags,
@@ -162,7 +163,7 @@ async def template_create(request: Request, ctx: Ctx, org_id: OrgId) -> dict[str
     def create() -> dict[str, Any]:
         with ctx.db.transaction() as session:
             row = templates.create(session, org_id, channels=channels, **args)
-            return {"result": "success", "id": row.id, "name": row.name}
+            return {"result": "success", "id": row.uuid, "name": row.name}
 
     return await run_in_threadpool(create)
 

@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from omnirelay import __version__
 from omnirelay.context import AppContext
 from omnirelay.surfaces.guards import reject_nul
-from omnirelay.surfaces.platform import contacts, deals, errors
+from omnirelay.surfaces.platform import contacts, deals, errors, templates
 from omnirelay.surfaces.platform.channels import router as channels_router
 from omnirelay.surfaces.platform.media import install as install_media
 from omnirelay.surfaces.platform.routes import router
@@ -38,4 +38,5 @@ def create_platform_app(ctx: AppContext) -> FastAPI:
     install_media(app)
     app.include_router(contacts.router)
     app.include_router(deals.router)
+    app.include_router(templates.router)
     return app
