@@ -10,6 +10,7 @@ from omnirelay.surfaces.guards import reject_nul
 from omnirelay.surfaces.platform import contacts, deals, errors
 from omnirelay.surfaces.platform.channels import router as channels_router
 from omnirelay.surfaces.platform.media import install as install_media
+from omnirelay.surfaces.platform.notifications import router as notifications_router
 from omnirelay.surfaces.platform.routes import router
 
 
@@ -31,6 +32,7 @@ def create_platform_app(ctx: AppContext) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     app.include_router(channels_router)
+    app.include_router(notifications_router)
     install_media(app)
     app.include_router(contacts.router)
     app.include_router(deals.router)
