@@ -449,3 +449,9 @@ def test_no_funds_refuses_the_notification_and_undoes_its_new_contact(
     body = {"phone": PHONE, "message": {"text": "Hi"}, "channels": [{"name": "sms"}]}
     assert call("/notifications/send", body, error=True)["code"] == "1015"
     assert _count(db, Contact) == 0 and _count(db, Message) == 0
+    # A known contact's notification is accepted with the group commit of the single
+    # sends: refused the same way.
+    _contact(call, phone=PHONE)
+    refused = call("/notifications/send", body, error=True)
+    assert refused["code"] == "1015" and "funds" in refused["desc"]
+    assert _count(db, Message) == 0

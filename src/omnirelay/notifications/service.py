@@ -59,14 +59,33 @@ def wire_status(status: str, code: int | None) -> str:
     return STATUSES.get(status, "unknown")
 
 
-def _contact(session: Session, organization_id: str, request: Request) -> Contact:
+def _existing(session: Session, organization_id: str, request: Request) -> Contact | None:
     if request.contact_id is not None:
         found = contacts_repo.get(session, organization_id, request.contact_id)
         if found is None:  # another organization's id reads as unknown
             raise NotFound("contact_not_found", "Contact not found", field="contactId")
         return found
+    return contacts.find_by_channel_id(session, organization_id, "phone", str(request.phone))
+
+
+def _contact(session: Session, organization_id: str, request: Request) -> Contact:
+    found = _existing(session, organization_id, request)
+    if found is not None:
+        return found
     contact, _ = contacts.find_or_create(session, organization_id, "phone", request.phone)
     return contact
+
+
+def draft_for(session: Session, organization_id: str, request: Request) -> Draft | None:
+    """Read only (no write lock): the notification's draft, ready for the accept batcher
+    (the group commit of /v3's single sends), when its contact exists and a channel
+    reaches it. None: :func:`send` must run in a write transaction instead (a contact to
+    create, or an unsendable notification to record). Refusals raise as in ``send``."""
+    contact = _existing(session, organization_id, request)
+    if contact is None:
+        return None
+    plan = Planner(session, organization_id, contact).plan(request)
+    return Draft(method=METHOD, steps=plan.steps) if plan.steps else None
 
 
 def send(session: Session, organization_id: str, request: Request, now: datetime) -> str:
