@@ -39,6 +39,8 @@ from omnirelay.db import Database
 from omnirelay.messaging.models import Message
 from omnirelay.tenancy import service as tenancy
 from omnirelay.testing.bench import Omnirelay, database, percentile
+from omnirelay.testing.fastreceiver import FastReceiver
+from omnirelay.webhooks import service as webhooks
 
 CASCADE = [{"name": "vk"}, {"name": "viber"}, {"name": "sms"}]
 FAILING = ("vk", "viber")  # the sandbox answers undelivered: each message fails over twice
@@ -50,7 +52,7 @@ def phone(i: int) -> str:
     return f"7916{100_000 + i:07d}"
 
 
-def _org(db: Database, contacts_wanted: int) -> str:
+def _org(db: Database, contacts_wanted: int, callback_url: str) -> str:
     with db.transaction() as session:
         created = tenancy.create_organization(session, "Bench", created_via="cli")
         org_id = created.organization.id
@@ -60,6 +62,8 @@ def _org(db: Database, contacts_wanted: int) -> str:
             if row.channel in FAILING:
                 settings["outcome"] = "undelivered"
             connections.update(session, org_id, row.id, {"settings": settings})
+        # The callback server gets every notification_message_updated (a local receiver).
+        webhooks.set_callback_server(session, org_id, callback_url, "bench")
     for start in range(0, contacts_wanted, 1000):
         batch = [
             NewContact(ids={"phone": phone(i), "vkId": 10_000_000 + i})
@@ -178,10 +182,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.concurrency = 200, 16
-    with database(args.db) as db:
-        token = _org(db, args.requests)
-        with Omnirelay(db.url, workers=args.workers) as server:
-            run(args, db, server, token)
+    receiver = FastReceiver().start()
+    try:
+        with database(args.db) as db:
+            token = _org(db, args.requests, receiver.url())
+            loopback = {"OMNIRELAY_ALLOWED_NETWORKS": "127.0.0.0/8"}
+            with Omnirelay(db.url, workers=args.workers, **loopback) as server:
+                run(args, db, server, token)
+    finally:
+        seen = receiver.finish()
+        # sent x3, delivered: four events a notification (the contacts exist already).
+        _line("callback events received (2xx)", float(seen["ok"]), "events")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-import omnirelay.tasks  # noqa: F401  (the pipeline's handlers and the notification hook)
+import omnirelay.tasks  # noqa: F401  (the pipeline's handlers and the notification reporter)
 from omnirelay.connections import service as connections
 from omnirelay.contacts.models import Contact
 from omnirelay.db import Database
@@ -455,3 +455,24 @@ def test_no_funds_refuses_the_notification_and_undoes_its_new_contact(
     refused = call("/notifications/send", body, error=True)
     assert refused["code"] == "1015" and "funds" in refused["desc"]
     assert _count(db, Message) == 0
+
+
+def test_a_whatsapp_device_is_the_whatsapp_channel_in_events(
+    hooked: Call, client: Any, db: Database, org: Org
+) -> None:
+    admin = org.headers()
+    account = client.post("/api/gateway/account-token", headers=admin).json()["token"]
+    added = client.post(
+        "/add-device",
+        data={"name": "Shop", "device": "6281234567001"},
+        headers={"Authorization": account},
+    ).json()
+    assert added["status"] is True, added
+    body = {"phone": PHONE, "message": {"text": "Hi"}, "channels": [{"name": "whatsapp"}]}
+    answer = hooked("/notifications/send", body)
+    assert _route(db, answer["id"]) == [("whatsapp", "whatsapp"), ("sms", "sms")]
+    pipeline = Pipeline(db)
+    pipeline.run_until_idle()
+    jump(db, 10)  # the device sandbox's own report delays
+    pipeline.run_until_idle()
+    assert _statuses(db) == [("sent", "whatsapp"), ("delivered", "whatsapp"), ("read", "whatsapp")]

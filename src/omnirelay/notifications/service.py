@@ -6,7 +6,7 @@ A notification IS a message (``method = "notification"``): the accept core of /v
 the ttl sweep and provider reports work on it as on any message. What is its own: the
 route comes from the contact's ids and the channel entries (planning.py), and its
 statuses go to the callback server as ``notification_message_updated`` (a pipeline
-status hook) instead of a ``report`` URL.
+reporter, which keeps the set-based paths) instead of a ``report`` URL.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from omnirelay.connections import designations
+from omnirelay.connections import repository as connections_repo
 from omnirelay.contacts import repository as contacts_repo
 from omnirelay.contacts import service as contacts
 from omnirelay.contacts.models import Contact
 from omnirelay.errors import NotFound
 from omnirelay.messaging import pipeline
 from omnirelay.messaging import service as messaging
-from omnirelay.messaging.models import Message, MessageAttempt
+from omnirelay.messaging.pipeline import StatusReport
 from omnirelay.messaging.validation import Draft
 from omnirelay.notifications.planning import Planner
 from omnirelay.notifications.schemas import Request
@@ -145,24 +147,28 @@ def emit(
     webhooks.emit(session, organization_id, row.callback_url, EVENT, body, ordering_key=message_id)
 
 
-def designation_of(message: Message, step: int, fallback: str) -> str:
-    if 0 <= step < len(message.route):
-        extra = message.route[step].get("extra") or {}
-        return str(extra.get("designation") or message.route[step].get("channel") or fallback)
-    return fallback
+def designation(session: Session, channel: str, connection_id: int) -> str:
+    """The seed 004 designation of a step: its channel's, except that a WhatsApp
+    connection is ``whatsapp-business`` or ``whatsapp`` by its provider."""
+    if channel != "whatsapp":
+        return channel  # sms, viber, vk, telegram: the designations' own names
+    row = connections_repo.by_id_any(session, connection_id)
+    return (designations.of(row) if row is not None else None) or channel
 
 
-def on_status(session: Session, message: Message, attempt: MessageAttempt, status: str) -> None:
-    """The pipeline's status hook (``sent`` of each step tried, then the final status)."""
-    wire = wire_status(status, attempt.code)
-    if status in pipeline.FAILED:
-        desc = attempt.error or f"The message is {status}"
+def on_status(session: Session, report: StatusReport) -> None:
+    """The pipeline's reporter of these messages (``sent`` of each step tried, then the
+    final status), from its per-message and its set-based paths alike."""
+    wire = wire_status(report.status, report.code)
+    if report.status in pipeline.FAILED:
+        desc = report.error or f"The message is {report.status}"
     else:
-        desc = DESCRIPTIONS.get(status, status)
-    channel = designation_of(message, attempt.step, attempt.channel)
-    emit(session, message.organization_id, message.id, wire, channel, desc)
+        desc = DESCRIPTIONS.get(report.status, report.status)
+    channel = designation(session, report.channel, report.connection_id)
+    emit(session, report.organization_id, report.message_id, wire, channel, desc)
 
 
 def install() -> None:
-    """Wire the hook into the pipeline (omnirelay/tasks.py calls it at start-up)."""
-    pipeline.STATUS_HOOKS[METHOD] = on_status
+    """Wire the reporter into the pipeline (omnirelay/tasks.py imports notifications.tasks,
+    which calls this)."""
+    pipeline.REPORTERS[METHOD] = on_status

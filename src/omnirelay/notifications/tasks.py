@@ -1,5 +1,5 @@
 """Notifications have no jobs of their own (they are messages, run by the messaging
-tasks); what a worker process needs is their status hook in the pipeline."""
+tasks); what a worker process needs is their reporter in the pipeline."""
 
 from omnirelay.notifications import service
 
