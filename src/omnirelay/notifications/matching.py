@@ -13,8 +13,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from omnirelay.templates import repository as templates_repo
+from omnirelay.notifications import repository as repo
 from omnirelay.templates import service as templates
+from omnirelay.templates.models import Template
+
+_CACHE = "notifications.approved_templates"
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,12 @@ def approved_template(
     """The organization's approved template for ``channel`` (a seed 004 designation:
     ``sms``, ``vk``, ``whatsapp-business``, ...) whose text, placeholders filled in any
     way, is ``text``; None when there is none. Oldest first, so the answer is stable."""
-    rows = templates_repo.approved_for(session, organization_id, channel)
-    for row in sorted(rows, key=lambda t: (t.created_at, t.id)):
-        if templates.pattern(row.text).fullmatch(text):
+    # One read of the approved templates per session, however many channels ask.
+    cache: dict[str, list[Template]] = session.info.setdefault(_CACHE, {})
+    approved = cache.get(organization_id)
+    if approved is None:
+        approved = cache[organization_id] = repo.approved_templates(session, organization_id)
+    for row in approved:
+        if channel in (row.channels or []) and templates.pattern(row.text).fullmatch(text):
             return TemplateMatch(row.id, row.name, row.text)
     return None
