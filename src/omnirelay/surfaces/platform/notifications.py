@@ -15,6 +15,7 @@ from omnirelay.notifications import service as notifications
 from omnirelay.surfaces.platform.deps import Ctx, OrgId
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
+MAX_ID = 2**63 - 1  # connection ids are BIGINT: a larger number names none
 
 
 class AttachmentIn(BaseModel):
@@ -46,12 +47,14 @@ class ChannelIn(BaseModel):
         examples=["notify+vk"],
         description="a designation, or several joined by + (tried in order)",
     )
-    connections: list[Annotated[int, Field(ge=1)]] = Field(
+    connections: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
         default_factory=list,
         max_length=50,
         description="connection ids (/user/channels/connections); none: the organization's",
     )
-    ttl: int | None = Field(default=None, description="seconds the channel is given")
+    ttl: int | None = Field(
+        default=None, ge=0, le=10**9, description="seconds the channel is given"
+    )
 
 
 class NotificationBody(BaseModel):
