@@ -39,7 +39,7 @@ from omnirelay.db import Database
 from omnirelay.messaging.models import Message
 from omnirelay.tenancy import service as tenancy
 from omnirelay.testing.bench import Omnirelay, database, percentile
-from omnirelay.testing.fastreceiver import FastReceiver
+from omnirelay.testing.receiver import Receiver
 from omnirelay.webhooks import service as webhooks
 
 CASCADE = [{"name": "vk"}, {"name": "viber"}, {"name": "sms"}]
@@ -182,7 +182,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.concurrency = 200, 16
-    receiver = FastReceiver().start()
+    # In this process (threads): a receiver process of its own would import this module
+    # again, which a loaded machine takes longer than its start-up allows.
+    receiver = Receiver().start()
     try:
         with database(args.db) as db:
             token = _org(db, args.requests, receiver.url())
@@ -190,9 +192,9 @@ def main() -> None:
             with Omnirelay(db.url, workers=args.workers, **loopback) as server:
                 run(args, db, server, token)
     finally:
-        seen = receiver.finish()
+        receiver.stop()
         # sent x3, delivered: four events a notification (the contacts exist already).
-        _line("callback events received (2xx)", float(seen["ok"]), "events")
+        _line("callback events received by the end", float(len(receiver.received())), "events")
 
 
 if __name__ == "__main__":
