@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a small run for CI")
     args = parser.parse_args()
     if args.smoke:
-        args.requests, args.concurrency = 200, 16
+        args.requests, args.concurrency = 50, 8
     # In this process (threads): a receiver process of its own would import this module
     # again, which a loaded machine takes longer than its start-up allows.
     receiver = Receiver().start()
