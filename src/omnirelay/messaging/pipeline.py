@@ -63,6 +63,29 @@ DispatchGate = Callable[[Session, Message, dict[str, Any]], datetime | None]
 DISPATCH_GATES: dict[str, DispatchGate] = {}
 
 
+@dataclass(frozen=True)
+class StatusReport:
+    """A status recorded for a message, as a reporter gets it (no ORM objects)."""
+
+    message_id: str
+    organization_id: str
+    step: int
+    channel: str
+    connection_id: int
+    status: str
+    code: int | None = None
+    error: str | None = None
+
+
+# A surface whose messages report in their own shape but need nothing of the message
+# beyond a StatusReport (notifications: the callback server) registers a reporter: it is
+# called by the per-message paths and by the set-based ones (sent_many,
+# statuses.apply_many) alike, so its messages keep the set-based paths that a
+# STATUS_HOOKS message leaves.
+Reporter = Callable[[Session, StatusReport], None]
+REPORTERS: dict[str, Reporter] = {}
+
+
 def rank(status: str) -> int:
     return 4 if status in FAILED else RANK.get(status, 0)
 
@@ -114,6 +137,7 @@ def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
     attempts in one INSERT, the messages in one UPDATE, their provider events as jobs in
     one INSERT; reports only for the messages that have a report URL."""
     attempts, updates, events = [], [], []
+    reported = repo.methods_of(session, [r.message_id for r in rows], list(REPORTERS))
     for row in rows:
         result = row.result
         attempts.append(
@@ -127,6 +151,18 @@ def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
             }
         )
         updates.append({"mid": row.message_id, "channel": row.attempt["channel"], "now": now})
+        if row.message_id in reported:
+            REPORTERS[reported[row.message_id]](
+                session,
+                StatusReport(
+                    row.message_id,
+                    row.organization_id,
+                    int(row.attempt["step"]),
+                    str(row.attempt["channel"]),
+                    int(row.attempt["connection_id"]),
+                    "sent",
+                ),
+            )
         for event in result.events:
             events.append(
                 NewJob(
@@ -372,6 +408,21 @@ def _report(session: Session, message: Message, attempt: MessageAttempt, status:
     hook = STATUS_HOOKS.get(message.method)
     if hook is not None:
         hook(session, message, attempt, status)
+    reporter = REPORTERS.get(message.method)
+    if reporter is not None:
+        reporter(
+            session,
+            StatusReport(
+                message.id,
+                message.organization_id,
+                attempt.step,
+                attempt.channel,
+                attempt.connection_id,
+                status,
+                attempt.code,
+                attempt.error,
+            ),
+        )
     if message.report_url:
         webhooks.emit(
             session,

@@ -286,6 +286,19 @@ def existing_custom_ids(
     return {c for (c,) in session.connection().execute(_TAKEN_CUSTOM_IDS, params) if c}
 
 
+def methods_of(
+    session: Session, message_ids: Sequence[str], methods: Sequence[str]
+) -> dict[str, str]:
+    """Those of ``message_ids`` whose method is one of ``methods``: id -> method (one
+    read; none when ``methods`` is empty)."""
+    if not message_ids or not methods:
+        return {}
+    query = select(MESSAGES.c.id, MESSAGES.c.method).where(
+        MESSAGES.c.id.in_(list(message_ids)), MESSAGES.c.method.in_(list(methods))
+    )
+    return {str(mid): str(method) for mid, method in session.connection().execute(query)}
+
+
 def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """One executemany INSERT (every row with the same keys); none is read back."""
     if rows:

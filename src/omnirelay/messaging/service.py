@@ -122,6 +122,16 @@ class Connections:
                 return row
         raise e.bad_sender(field)
 
+    def chosen(self, channel: str, connection_id: int) -> AcceptConnection:
+        """The connection a caller chose by id (already checked against the caller's
+        organization): still live and active now, in the same transaction."""
+        for row in self.by_channel.get(channel, []):
+            if row.id == connection_id:
+                if not row.active:
+                    raise e.not_allowed(channel)
+                return row
+        raise e.no_settings(channel)
+
     def first_sender(self, channel: str) -> tuple[AcceptConnection, str | None] | None:
         active = [c for c in self.by_channel.get(channel, []) if c.active]
         if not active:
@@ -143,13 +153,18 @@ class OrgView:
         self._templates: dict[str, list[re.Pattern[str]]] = {}
         self._recipients: dict[tuple[str, str], str | None] = {}
 
-    def recipient(self, provider: str, phone: str) -> str | None:
+    def recipient(
+        self, provider: str, phone: str, known: dict[str, Any] | None = None
+    ) -> str | None:
         """The id a messenger provider addresses ``phone`` by (the contact's vkId,
         viberId or telegramId: ``recipient_field`` of the adapter), or None; read once
-        per phone, in the accept transaction (an adapter never reads the database)."""
+        per phone, in the accept transaction (an adapter never reads the database).
+        ``known``: the ids a caller already has (a notification's contact: ``extra.to``)."""
         wire = getattr(get_adapter(provider), "recipient_field", None)
         if wire is None:
             return None
+        if known and known.get(wire) not in (None, ""):
+            return str(known[wire])
         key = (wire, phone)
         if key not in self._recipients:
             from omnirelay.messengers import service as messengers
@@ -205,7 +220,10 @@ def resolve(view: OrgView, draft: Draft) -> Resolved:
     for i, step in enumerate(drafted):
         prefix = f"route[{i}]." if draft.method in ("send", "sendMixed") else ""
         field = prefix + ("group" if step.channel == "vk" else "sender")
-        conn = view.conns.pick(step.channel, step.sender, field)
+        if step.connection_id is not None:
+            conn = view.conns.chosen(step.channel, step.connection_id)
+        else:
+            conn = view.conns.pick(step.channel, step.sender, field)
         if conn.templates_only and not view.matches_template(step.channel, step.text or ""):
             raise e.no_template()
         parts = _parts(step)
@@ -216,7 +234,8 @@ def resolve(view: OrgView, draft: Draft) -> Resolved:
             "parts": parts,
             "price": view.prices.get(step.channel, 0) * parts,
         }
-        to = view.recipient(conn.provider, step.phone)
+        known = (step.extra or {}).get("to")
+        to = view.recipient(conn.provider, step.phone, known if isinstance(known, dict) else None)
         if to is not None:  # a messenger's own id of the person (channels/vk.py, ...)
             row["extra"] = {**(step.extra or {}), "recipient": to}
         steps.append(row)
@@ -371,6 +390,46 @@ def accept_many(
 ) -> list[Outcome]:
     """sendMixed: each element on its own; in order, until the balance runs out."""
     return accept_bulk(session, [(organization_id, d) for d in drafts], now)
+
+
+def record_unsendable(
+    session: Session,
+    organization_id: str,
+    *,
+    method: str,
+    phone: str,
+    channel: str,
+    error: str,
+    now: datetime,
+) -> str:
+    """A message for which no route step could be made (a notification whose contact has
+    none of the ids its channels need): written final with status ``error``, so that its
+    id answers and reads like any other message; nothing to dispatch, nothing debited."""
+    row: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "organization_id": organization_id,
+        "custom_id": None,
+        "method": method,
+        "phone": phone,
+        "route": [],
+        "report_url": None,
+        "reply_url": None,
+        "daydelivery": False,
+        "send_after": now,
+        "status": "error",
+        "step": 0,
+        "channel": channel,
+        "error": error,
+        "price": 0,
+        "parts": 0,
+        "created_at": now,
+        "updated_at": now,
+        "final_at": now,
+        "due_at": None,
+        "tries": 0,
+    }
+    repo.insert_many(session, [row])
+    return str(row["id"])
 
 
 # --- lookup -------------------------------------------------------------------------

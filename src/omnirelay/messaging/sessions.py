@@ -78,7 +78,7 @@ def mark_sent(session: Session, attempt_id: int, provider_message_id: str) -> No
 def mark_sent_many(session: Session, answers: Sequence[tuple[int, str]]) -> None:
     """``mark_sent`` for a batch of (attempt id, provider message id), set-based: one
     joined read, one UPDATE of attempts and one of messages, reports where a message has
-    a URL; a message with a surface's status hook goes through ``mark_sent``."""
+    a URL; a message with a surface's status hook or reporter goes through ``mark_sent``."""
     now = utcnow()
     rows = bulk.attempts_to_mark_sent(session, [a for a, _ in answers])
     attempts, messages = [], []
@@ -86,7 +86,7 @@ def mark_sent_many(session: Session, answers: Sequence[tuple[int, str]]) -> None
         row = rows.get(attempt_id)
         if row is None or row["status"] not in ("queued", "submitting"):
             continue  # expired meanwhile, or already answered
-        if row["method"] in pipeline.STATUS_HOOKS:
+        if row["method"] in pipeline.STATUS_HOOKS or row["method"] in pipeline.REPORTERS:
             mark_sent(session, attempt_id, provider_id)
             continue
         row["status"] = "sent"  # a repeated answer in the same batch changes nothing

@@ -4,7 +4,8 @@ statements instead of a locked ORM round per event.
 The common case, a ``delivered`` or ``read`` report of a single-part attempt of a plain
 message (no surface status hook), is decided in memory from one joined read and written
 with one UPDATE of attempts and one of messages; the report webhooks of the messages that
-have a ``report`` URL are added in the same transaction. Everything else (failures, which
+have a ``report`` URL, and the reports of a method's reporter (``pipeline.REPORTERS``),
+are added in the same transaction. Everything else (failures, which
 hand over to the next step; parts of a concatenated SMS; inbound texts; the gateway's
 hooks; reports of an id not recorded yet) goes through ``pipeline.apply_event`` one by
 one, in order: pending fast writes are flushed first, so each message's events apply in
@@ -86,7 +87,7 @@ def apply_many(
             slow(i, payload)
             states.pop(key, None)  # the slow path may have changed it: read it again
             continue
-        _forward(state, status, now, pending_attempts, pending_messages, session)
+        _forward(state, status, now, pending_attempts, pending_messages, session, key[0])
     flush()
 
 
@@ -97,6 +98,7 @@ def _forward(
     attempts: dict[int, dict[str, Any]],
     messages: dict[str, dict[str, Any]],
     session: Session,
+    connection_id: int,
 ) -> None:
     # The rules of pipeline.apply_event for a delivered/read report.
     if state.attempt_status in pipeline.FAILED:
@@ -111,6 +113,17 @@ def _forward(
         return
     state.message_status, state.final = status, True
     messages[state.message_id] = {"mid": state.message_id, "status": status, "now": now}
+    reporter = pipeline.REPORTERS.get(state.method)
+    if reporter is not None:
+        report = pipeline.StatusReport(
+            state.message_id,
+            state.organization_id,
+            state.attempt_step,
+            state.channel,
+            connection_id,
+            status,
+        )
+        reporter(session, report)
     if state.report_url:
         webhooks.emit(
             session,

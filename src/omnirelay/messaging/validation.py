@@ -40,6 +40,9 @@ class StepDraft:
     action: dict[str, str] | None = None
     ttl: int = 600
     extra: dict[str, Any] | None = None  # channel-specific: see channels.base.Outbound
+    # The connection the caller chose and checked (a notification's channel entry);
+    # None: accepting picks the channel's connection by sender.
+    connection_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -10,6 +10,7 @@ from omnirelay.surfaces.guards import reject_nul
 from omnirelay.surfaces.platform import contacts, deals, errors, templates
 from omnirelay.surfaces.platform.channels import router as channels_router
 from omnirelay.surfaces.platform.media import install as install_media
+from omnirelay.surfaces.platform.notifications import router as notifications_router
 from omnirelay.surfaces.platform.routes import router
 from omnirelay.surfaces.preauth import PreAuth
 from omnirelay.surfaces.token import preauth
@@ -35,6 +36,7 @@ def create_platform_app(ctx: AppContext) -> FastAPI:
     app.add_middleware(PreAuth, check=preauth(ctx, errors.render), exempt=("/media/store/",))
     app.include_router(router)
     app.include_router(channels_router)
+    app.include_router(notifications_router)
     install_media(app)
     app.include_router(contacts.router)
     app.include_router(deals.router)

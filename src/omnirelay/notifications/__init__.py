@@ -1,0 +1,1 @@
+"""Notifications by contact profile (seed 004 ``/user/notifications/send``)."""
