@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
-from omnirelay.contacts.models import Contact, ContactValue, Variable
+from omnirelay.contacts.models import CHANNEL_IDS, Contact, ContactValue, Variable
 
 
 def _table(model: type[Contact] | type[ContactValue]) -> Table:
@@ -207,12 +207,6 @@ def upsert_values(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     session.execute(stmt)
 
 
-def insert_values(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Values of contacts just created: a plain executemany (the bulk import's path)."""
-    if rows:  # Core, not the ORM: one executemany (the ORM would send row by row here)
-        session.connection().execute(_table(ContactValue).insert(), list(rows))
-
-
 def clear_values(session: Session, contact_id: str, variable_ids: Sequence[str]) -> None:
     if variable_ids:
         session.execute(
@@ -232,10 +226,63 @@ def move_values(session: Session, from_id: str, to_id: str) -> None:
     )
 
 
-def insert_contacts(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """New contacts with their ids set: a plain executemany (the bulk import's path)."""
-    if rows:
-        session.connection().execute(_table(Contact).insert(), list(rows))
+# --- the bulk import's writes ----------------------------------------------------------
+#
+# New contacts and their values go straight to the driver, as tuples: COPY on PostgreSQL,
+# one executemany on SQLite. Through SQLAlchemy (even Core) each row's dict went through
+# the statement's bind processors in Python: a third of the writer's time (profiled).
+
+CONTACT_COLUMNS = (
+    "id",
+    "organization_id",
+    *CHANNEL_IDS.values(),
+    "sources",
+    "created_at",
+    "updated_at",
+)
+VALUE_COLUMNS = ("contact_id", "variable_id", "value_text", "value_num", "value_date")
+
+
+def _bulk(
+    session: Session, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    if not rows:
+        return
+    raw: Any = session.connection().connection.driver_connection
+    names = ", ".join(columns)
+    if session.get_bind().dialect.name == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    cur = raw.cursor()
+    try:
+        cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+    finally:
+        cur.close()
+
+
+def bulk_formats(session: Session) -> tuple[Any, Any]:
+    """(datetime -> stored form, date -> stored form) for the rows of ``insert_contacts``
+    and ``insert_values``: SQLite's are SQLAlchemy's own text forms, PostgreSQL's COPY
+    takes the Python objects."""
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        return (lambda v: v), (lambda v: v)
+    moment = _table(Contact).c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    day = _table(ContactValue).c.value_date.type.dialect_impl(dialect).bind_processor(dialect)
+    return moment, day
+
+
+def insert_contacts(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """New contacts, columns in ``CONTACT_COLUMNS`` order, ``sources`` as JSON text."""
+    _bulk(session, "contacts", CONTACT_COLUMNS, rows)
+
+
+def insert_values(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Values of contacts just created, columns in ``VALUE_COLUMNS`` order."""
+    _bulk(session, "contact_values", VALUE_COLUMNS, rows)
 
 
 def by_ids(session: Session, organization_id: str, ids: Sequence[str]) -> list[Contact]:

@@ -13,11 +13,12 @@ from omnirelay.contacts import events, merging, values
 from omnirelay.contacts import repository as repo
 from omnirelay.contacts.filters import compile_ids
 from omnirelay.contacts.models import CHANNEL_IDS, VALIDATE_AS, Contact, ContactImport, Variable
+from omnirelay.contacts.phones_fast import e164
 from omnirelay.contacts.render import render_many
 from omnirelay.contacts.schemas import NewContact, Query, VariableValue
 from omnirelay.db import utcnow
 from omnirelay.errors import Conflict, InvalidInput, NotFound
-from omnirelay.phones import InvalidPhone, parse_phone
+from omnirelay.phones import InvalidPhone
 
 DEFAULT_VARIABLES = (
     ("First Name", "STRING"),
@@ -129,7 +130,7 @@ def normalise_id(wire: str, value: Any, where: str) -> str:
     text = str(value).strip()
     if wire == "phone":
         try:
-            return parse_phone(text).e164
+            return e164(text)
         except InvalidPhone:
             raise InvalidInput(TEL_ERROR, f"Tel.number error: {where}", field=where) from None
     if not text or len(text) > MAX_ID_LENGTH:
