@@ -144,6 +144,21 @@ class ContactValue(Base):
     value_date: Mapped[date | None] = mapped_column(Date, nullable=True)
 
 
+class ContactMerge(Base):
+    """A merged-away contact's id and the contact it went into (ADR 29): a later call
+    with the old id finds the kept contact. Merging into a contact that was itself merged
+    later re-points the older redirects, so each is one step."""
+
+    __tablename__ = "contact_merges"
+
+    deleted_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    preserved_id: Mapped[str] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ContactImport(Base):
     """An import run as jobs (``/user/contacts/import``): the file, and how far it got.
     Each job takes the next batch of rows, so progress is committed batch by batch."""

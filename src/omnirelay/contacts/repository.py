@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
-from omnirelay.contacts.models import CHANNEL_IDS, Contact, ContactValue, Variable
+from omnirelay.contacts.models import CHANNEL_IDS, Contact, ContactMerge, ContactValue, Variable
 
 
 def _table(model: type[Contact] | type[ContactValue]) -> Table:
@@ -26,17 +26,50 @@ def _insert(session: Session, table: Any) -> Any:
 
 
 def get(session: Session, organization_id: str, contact_id: str) -> Contact | None:
-    return session.scalar(
+    """The contact; for a merged-away contact's id, the contact it was merged into."""
+    found = session.scalar(
         select(Contact).where(Contact.id == contact_id, Contact.organization_id == organization_id)
     )
+    if found is not None:
+        return found
+    kept = merged_into(session, organization_id, contact_id)
+    return None if kept is None else get(session, organization_id, kept)
 
 
 def get_for_update(session: Session, organization_id: str, contact_id: str) -> Contact | None:
-    return session.scalar(
+    found = session.scalar(
         select(Contact)
         .where(Contact.id == contact_id, Contact.organization_id == organization_id)
         .with_for_update()
     )
+    if found is not None:
+        return found
+    kept = merged_into(session, organization_id, contact_id)
+    return None if kept is None else get_for_update(session, organization_id, kept)
+
+
+def merged_into(session: Session, organization_id: str, contact_id: str) -> str | None:
+    return session.scalar(
+        select(ContactMerge.preserved_id).where(
+            ContactMerge.deleted_id == contact_id, ContactMerge.organization_id == organization_id
+        )
+    )
+
+
+def redirect(session: Session, organization_id: str, gone: str, kept: str, when: Any) -> None:
+    """Calls naming ``gone`` go to ``kept`` from now on, and so do those that named
+    ``gone`` already; before ``gone`` is deleted (its redirects would cascade away)."""
+    session.execute(
+        update(ContactMerge)
+        .where(ContactMerge.preserved_id == gone, ContactMerge.organization_id == organization_id)
+        .values(preserved_id=kept)
+    )
+    session.add(
+        ContactMerge(
+            deleted_id=gone, organization_id=organization_id, preserved_id=kept, merged_at=when
+        )
+    )
+    session.flush()
 
 
 def find_by_channel_ids(

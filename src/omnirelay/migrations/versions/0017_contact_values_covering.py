@@ -1,4 +1,4 @@
-"""contact_values: WITHOUT ROWID on SQLite; the typed indexes carry the contact id
+"""contact_values: WITHOUT ROWID on SQLite, typed indexes carry the contact id; contact_merges
 
 Revision ID: 0017
 Revises: 0012b
@@ -9,12 +9,16 @@ index range matched cost a lookup of the row to find its contact (ADR 29). WITHO
 the rows are the primary key's b-tree (one b-tree less for each value a bulk import
 writes) and each typed index holds the contact id. On PostgreSQL the contact id at the
 end of each typed index lets a filter's range be an index-only scan.
+
+contact_merges: a merged-away contact's id and the contact it went into (its redirect).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+import omnirelay.db
 
 revision = "0017"
 down_revision = "0012b"
@@ -73,6 +77,29 @@ def _rebuild_sqlite(rowid: bool) -> None:
 
 
 def upgrade() -> None:
+    op.create_table(
+        "contact_merges",
+        sa.Column("deleted_id", sa.String(length=24), nullable=False),
+        sa.Column("organization_id", sa.String(length=32), nullable=False),
+        sa.Column("preserved_id", sa.String(length=24), nullable=False),
+        sa.Column("merged_at", omnirelay.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_contact_merges_organization_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["preserved_id"],
+            ["contacts.id"],
+            name=op.f("fk_contact_merges_preserved_id_contacts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("deleted_id", name=op.f("pk_contact_merges")),
+    )
+    op.create_index(
+        op.f("ix_contact_merges_preserved_id"), "contact_merges", ["preserved_id"], unique=False
+    )
     _drop_indexes()
     if op.get_bind().dialect.name == "sqlite":
         _rebuild_sqlite(rowid=False)
@@ -80,6 +107,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_contact_merges_preserved_id"), table_name="contact_merges")
+    op.drop_table("contact_merges")
     _drop_indexes()
     if op.get_bind().dialect.name == "sqlite":
         _rebuild_sqlite(rowid=True)
