@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
@@ -162,6 +162,19 @@ def count(session: Session, organization_id: str, where: ColumnElement[bool]) ->
 def count_ids(session: Session, ids: Select[Any]) -> int:
     """The size of a set of contact ids (a compiled filter): only the indexes it names."""
     return int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+
+
+def contacts_bound(session: Session) -> int:
+    """About the number of contacts of all organizations (so at least one's), read in
+    O(1): SQLite's largest rowid (rows are appended), PostgreSQL's statistics (as fresh
+    as autovacuum keeps them; never analysed: unknown, taken as huge). The caller only
+    compares orders of magnitude."""
+    if session.get_bind().dialect.name == "postgresql":
+        estimate = session.scalar(
+            text("SELECT reltuples::bigint FROM pg_class WHERE oid = 'contacts'::regclass")
+        )
+        return int(estimate) if estimate is not None and estimate >= 0 else 2**62
+    return int(session.scalar(text("SELECT max(rowid) FROM contacts")) or 0)
 
 
 def value_sort_key(variable: Variable) -> Any:
