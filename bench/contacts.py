@@ -9,6 +9,7 @@ one that matches 50 % of them, each run R times: p50/p99 of the whole list call 
 another merges contacts through vkId updates: duplicates of a channel id (must be 0).
 
     python bench/contacts.py [--db sqlite|postgresql] [--contacts N] [--runs R] [--smoke]
+                             [--explain]
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from omnirelay.contacts import importer, unit
+from omnirelay.contacts import importer, repository, unit
 from omnirelay.contacts import service as contacts
+from omnirelay.contacts.filters import compile_ids
 from omnirelay.contacts.models import Contact
 from omnirelay.contacts.schemas import NewContact, Query
 from omnirelay.db import Database
@@ -104,6 +106,22 @@ def _filters(orders: str) -> dict[str, Any]:
         ],
     }
     return {"1%": one, "50%": half}
+
+
+def explain(db: Database, org_id: str, orders: str) -> None:
+    """The plan of each filter's count: EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN
+    on SQLite."""
+    for name, flt in _filters(orders).items():
+        with db.read() as session:
+            ids = compile_ids(flt, lambda k: repository.variable(session, org_id, k), org_id)
+            assert ids is not None
+            stmt = select(func.count()).select_from(ids.subquery())
+            sql = str(stmt.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
+            pg = session.get_bind().dialect.name == "postgresql"
+            prefix = "EXPLAIN (ANALYZE, BUFFERS) " if pg else "EXPLAIN QUERY PLAN "
+            print(f"plan of the {name} count:")
+            for row in session.execute(text(prefix + sql)):
+                print("   ", " ".join(str(c) for c in row))
 
 
 def filter_phase(db: Database, org_id: str, orders: str, n: int, runs: int) -> None:
@@ -188,12 +206,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--parsers", type=int, default=importer.DEFAULT_PARSERS)
     parser.add_argument("--smoke", action="store_true", help="small and fast (CI)")
+    parser.add_argument("--explain", action="store_true", help="print the filters' plans")
     args = parser.parse_args()
     n, runs, phones = (2_000, 3, 40) if args.smoke else (args.contacts, args.runs, 400)
     with database(args.db) as db:
         org_id, orders = _org(db)
         print(f"contacts bench on {args.db}")
         import_phase(db, org_id, n, args.parsers)
+        if args.explain:
+            explain(db, org_id, orders)
         filter_phase(db, org_id, orders, n, runs)
         merge_phase(db, org_id, args.threads, phones)
 
