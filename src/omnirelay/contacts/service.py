@@ -333,7 +333,8 @@ def list_contacts(
             variables[key] = repo.variable(session, organization_id, key)
         return variables[key]
 
-    ids = compile_ids(query.filter, lookup, organization_id)
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    ids = compile_ids(query.filter, lookup, organization_id, join=postgresql)
     order_by = query.order or [["createdAt", "DESC"]]
     order = _order(session, organization_id, order_by)
     if ids is None:
