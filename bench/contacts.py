@@ -26,7 +26,7 @@ from sqlalchemy import func, select, text
 
 from omnirelay.contacts import importer, repository, unit
 from omnirelay.contacts import service as contacts
-from omnirelay.contacts.filters import compile_ids
+from omnirelay.contacts.filter_plans import compile_ids
 from omnirelay.contacts.models import Contact
 from omnirelay.contacts.schemas import NewContact, Query
 from omnirelay.db import Database

@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from omnirelay.contacts import events, merging, values
 from omnirelay.contacts import repository as repo
-from omnirelay.contacts.filters import compile_ids, compile_rows
+from omnirelay.contacts.filter_plans import compile_ids, compile_rows
 from omnirelay.contacts.models import CHANNEL_IDS, VALIDATE_AS, Contact, ContactImport, Variable
 from omnirelay.contacts.phones_fast import e164
 from omnirelay.contacts.render import render_many
