@@ -220,9 +220,12 @@ def test_types_and_filters(call: Call, setup: dict[str, Any]) -> None:
     assert count(ids["When"], "after", "2024-05-10T06:00:00Z") == 1
     assert count(ids["Tags"], "exists") == 1 and count(ids["Tags"], "nexists") == 1
     assert count("contactId", "eq", s["contact"]) == 2
+    assert count(ids["Tags"], "has", "a") == 1 and count(ids["Tags"], "nhas", "a") == 1
     for flt in (
         {"union": None, "conditions": [{"field": ids["Paid"], "op": "gt", "value": 1}]},
-        {"union": None, "conditions": [{"field": s["cost"], "op": "eq", "value": 1}]},  # product
+        {"union": None, "conditions": [{"field": ids["Tags"], "op": "has", "value": "z"}]},
+        {"union": None, "conditions": [{"field": ids["Paid"], "op": "has", "value": True}]},
+        {"union": None, "conditions": [{"field": s["cost"], "op": "contains", "value": 1}]},
         {"union": None, "conditions": [{"field": "nosuch", "op": "eq", "value": 1}]},
         {"union": None, "conditions": [{"field": "name", "op": {"a": 1}, "value": 1}]},
     ):
@@ -230,6 +233,61 @@ def test_types_and_filters(call: Call, setup: dict[str, Any]) -> None:
     assert (
         call("/deals/list", {"order": [["nosuch", "ASC"]]}, error=True)["code"] == "invalid_order"
     )
+
+
+def test_filters_on_product_attributes_and_multiselect_options(
+    call: Call, setup: dict[str, Any]
+) -> None:
+    """A product condition matches a deal one of whose products matches it; a negative
+    one, a deal none of whose products matches its positive twin. ``has``/``nhas`` test a
+    MULTISELECT's options, on deals and on products."""
+    s = setup
+    size = call(
+        "/deals/attributes/create",
+        {"name": "Sizes", "type": "MULTISELECT", "options": ["S", "M", "L"], "entity": "product"},
+    )["id"]
+
+    def product(name: str, cost: float, sizes: list[str] | None = None) -> dict[str, Any]:
+        attrs: list[dict[str, Any]] = [
+            {"id": s["pname"], "value": name},
+            {"id": s["cost"], "value": cost},
+        ]
+        if sizes is not None:
+            attrs.append({"id": size, "value": sizes})
+        return {"attributes": attrs}
+
+    tea = call("/deals/create", _deal(s, name="Tea", products=[product("Tea", 3, ["S"])]))
+    both = call(
+        "/deals/create",
+        _deal(s, name="Both", products=[product("Tea", 5, ["M", "L"]), product("Cake", 40)]),
+    )
+    none = call("/deals/create", _deal(s, name="None", products=[]))
+
+    def names(*conditions: dict[str, Any], union: str | None = None) -> set[str]:
+        flt = {"union": union, "conditions": list(conditions)}
+        listed = call("/deals/list", {"filter": flt})
+        assert listed["total"] == len(listed["data"])
+        return {d["name"] for d in listed["data"]}
+
+    def c(field: str, op: str, value: Any = None) -> dict[str, Any]:
+        return {"field": field, "op": op, "value": value}
+
+    assert names(c(s["pname"], "eq", "Cake")) == {"Both"}
+    assert names(c(s["pname"], "neq", "Cake")) == {"Tea", "None"}
+    assert names(c(s["cost"], "gt", 4)) == {"Both"}
+    assert names(c(s["cost"], "lte", 3)) == {"Tea"}
+    assert names(c(s["pname"], "contains", "ak")) == {"Both"}
+    assert names(c(s["pname"], "exists")) == {"Tea", "Both"}
+    assert names(c(s["pname"], "nexists")) == {"None"}
+    assert names(c(size, "has", "L")) == {"Both"}
+    assert names(c(size, "nhas", "S")) == {"Both", "None"}
+    # a product and a deal condition, nested
+    assert names(
+        c(s["amount"], "gt", 1000),
+        {"union": "or", "conditions": [c(size, "has", "S"), c(s["pname"], "eq", "Cake")]},
+    ) == {"Tea", "Both"}
+    assert names(c(s["pname"], "eq", "Cake"), c(s["cost"], "lt", 4), union="or") == {"Tea", "Both"}
+    assert {tea["id"], both["id"], none["id"]} == {d["id"] for d in call("/deals/list")["data"]}
 
 
 def test_deals_follow_merges_and_stay_in_their_organization(

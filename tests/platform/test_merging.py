@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -50,7 +51,7 @@ def test_update_to_a_held_phone_merges_into_the_older(call: Call, db: Database) 
     call("/callback/set", {"callbackUrl": HOOK, "secret": "s3"})
     call("/contacts/update", {"contactId": b["id"], "phone": "+79990000021"})
     kept = call("/contacts/get", {"id": a["id"]})
-    assert call("/contacts/get", {"id": b["id"]}, error=True)["code"] == "contact_not_found"
+    assert call("/contacts/get", {"id": b["id"]}) == kept  # the merged-away id redirects
     assert kept["phone"] == "+79990000021" and kept["vkId"] == 21 and kept["telegramId"] == 22
     assert kept["vk"] == {"first_name": "Ivan"}
     assert {v["name"]: v["value"] for v in kept["variables"]} == {"City": "Moscow", "Orders": 3}
@@ -68,7 +69,7 @@ def test_the_older_contact_given_the_newer_ones_id_is_kept(call: Call) -> None:
     call("/contacts/update", {"contactId": a["id"], "telegramId": 22})
     kept = call("/contacts/get", {"id": a["id"]})
     assert kept["telegramId"] == 22 and kept["phone"] == "+79990000021"
-    assert call("/contacts/get", {"id": b["id"]}, error=True)["code"] == "contact_not_found"
+    assert call("/contacts/get", {"id": b["id"]})["id"] == a["id"]
     assert call("/contacts")["total"] == 1
 
 
@@ -77,8 +78,40 @@ def test_create_matching_two_contacts_merges_them(call: Call, db: Database) -> N
     call("/callback/set", {"callbackUrl": HOOK})
     [one] = call("/contacts/create", [{"phone": "79990000021", "telegramId": 22}])["data"]
     assert one["id"] == a["id"] and call("/contacts")["total"] == 1
-    assert call("/contacts/get", {"id": b["id"]}, error=True)["code"] == "contact_not_found"
+    assert call("/contacts/get", {"id": b["id"]})["id"] == a["id"]
     assert [e["type"] for e in _events(db)] == ["contact_merged", "contact_updated"]
+
+
+def test_a_merged_away_id_names_the_kept_contact(call: Call, make_org: Callable[..., Org]) -> None:
+    """Calls with a deleted contact's id reach the contact it was merged into, through
+    merges of merges, and only in its organization."""
+    a, b = _two(call)
+    c = call("/contacts/create", [{"phone": "79990000023"}])["data"][0]
+    call("/contacts/update", {"contactId": c["id"], "phone": "79990000022"})  # c into b
+    assert call("/contacts/get", {"id": c["id"]})["id"] == b["id"]
+    call("/contacts/update", {"contactId": b["id"], "phone": "79990000021"})  # b into a
+    for gone in (b["id"], c["id"]):
+        assert call("/contacts/get", {"id": gone})["id"] == a["id"], gone
+    call("/contacts/update", {"contactId": c["id"], "fbId": "fb-7"})
+    assert call("/contacts/get", {"id": a["id"]})["fbId"] == "fb-7"
+    call("/variables/set", {"contactId": b["id"], "variables": [{"name": "City", "value": "Ufa"}]})
+    shown = {v["name"]: v["value"] for v in call("/contacts/get", {"id": a["id"]})["variables"]}
+    assert shown["City"] == "Ufa"
+    status = call("/deals/attributes/list")["data"][0]
+    deal = call(
+        "/deals/create",
+        {
+            "name": "Order",
+            "contactId": c["id"],
+            "attributes": [{"id": status["id"], "value": status["options"][0]}],
+        },
+    )
+    assert deal["contactId"] == a["id"]
+    other = make_org("Other", "admin@other.test")
+    assert call("/contacts/get", {"id": b["id"]}, who=other, error=True)["code"] == (
+        "contact_not_found"
+    )
+    assert call("/contacts")["total"] == 1
 
 
 def test_events_of_create_and_update(call: Call, db: Database) -> None:

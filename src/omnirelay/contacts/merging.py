@@ -34,6 +34,7 @@ def merge(session: Session, organization_id: str, keep: Contact, gone: Contact) 
     move_history(session, gone.id, keep.id)
     if gone.sources:
         keep.sources = {**gone.sources, **(keep.sources or {})}
+    repo.redirect(session, organization_id, gone.id, keep.id, utcnow())
     session.delete(gone)
     session.flush()  # its unique ids are free before ``keep`` takes them
     for column, value in taken.items():

@@ -64,6 +64,7 @@ def _typed_index(column: str) -> Index:
         f"ix_contact_values_variable_id_{column}",
         "variable_id",
         column,
+        "contact_id",  # a filter's range reads its contacts from the index alone
         sqlite_where=where,
         postgresql_where=where,
     )
@@ -127,6 +128,9 @@ class ContactValue(Base):
         _typed_index("value_text"),
         _typed_index("value_num"),
         _typed_index("value_date"),
+        # SQLite: the rows are the primary key's b-tree (one b-tree less per value
+        # written; migration 0017, ADR 29).
+        {"sqlite_with_rowid": False},
     )
 
     contact_id: Mapped[str] = mapped_column(
@@ -138,6 +142,21 @@ class ContactValue(Base):
     value_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     value_num: Mapped[float | None] = mapped_column(Float, nullable=True)
     value_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class ContactMerge(Base):
+    """A merged-away contact's id and the contact it went into (ADR 29): a later call
+    with the old id finds the kept contact. Merging into a contact that was itself merged
+    later re-points the older redirects, so each is one step."""
+
+    __tablename__ = "contact_merges"
+
+    deleted_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    preserved_id: Mapped[str] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ContactImport(Base):

@@ -11,13 +11,14 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from omnirelay.contacts import events, merging, values
 from omnirelay.contacts import repository as repo
-from omnirelay.contacts.filters import compile_ids
+from omnirelay.contacts.filter_plans import compile_ids, compile_rows
 from omnirelay.contacts.models import CHANNEL_IDS, VALIDATE_AS, Contact, ContactImport, Variable
+from omnirelay.contacts.phones_fast import e164
 from omnirelay.contacts.render import render_many
 from omnirelay.contacts.schemas import NewContact, Query, VariableValue
 from omnirelay.db import utcnow
 from omnirelay.errors import Conflict, InvalidInput, NotFound
-from omnirelay.phones import InvalidPhone, parse_phone
+from omnirelay.phones import InvalidPhone
 
 DEFAULT_VARIABLES = (
     ("First Name", "STRING"),
@@ -129,7 +130,7 @@ def normalise_id(wire: str, value: Any, where: str) -> str:
     text = str(value).strip()
     if wire == "phone":
         try:
-            return parse_phone(text).e164
+            return e164(text)
         except InvalidPhone:
             raise InvalidInput(TEL_ERROR, f"Tel.number error: {where}", field=where) from None
     if not text or len(text) > MAX_ID_LENGTH:
@@ -325,18 +326,36 @@ def list_contacts(
         raise InvalidInput("invalid_field", "offset: must be >= 0", field="offset")
     if query.limit is not None and query.limit < 0:
         raise InvalidInput("invalid_field", "limit: must be >= 0", field="limit")
-    ids = compile_ids(
-        query.filter, lambda key: repo.variable(session, organization_id, key), organization_id
-    )
-    order = _order(session, organization_id, query.order or [["createdAt", "DESC"]])
+    variables: dict[str, Variable | None] = {}
+
+    def lookup(key: str) -> Variable | None:  # each variable read once per request
+        if key not in variables:
+            variables[key] = repo.variable(session, organization_id, key)
+        return variables[key]
+
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    ids = compile_ids(query.filter, lookup, organization_id, join=postgresql)
+    order_by = query.order or [["createdAt", "DESC"]]
+    order = _order(session, organization_id, order_by)
     if ids is None:
         condition: ColumnElement[bool] = true()
         total = repo.count(session, organization_id, condition)
     else:
-        condition = Contact.id.in_(ids)
         total = repo.count_ids(session, ids)
+        reach = query.offset + (total if query.limit is None else query.limit)
+        if _walk(order_by) and total and reach * repo.contacts_bound(session) < total * total:
+            # Many matches: walk the contacts in page order, testing each (ADR 29).
+            condition = compile_rows(query.filter, lambda key: variables.get(key))
+        else:
+            condition = Contact.id.in_(ids)
     rows = repo.page(session, organization_id, condition, order, query.offset, query.limit)
     return render(session, organization_id, rows), total
+
+
+def _walk(order: list[list[Any]]) -> bool:
+    """Whether the page order is an index of the contacts (createdAt or id)."""
+    first = order[0]
+    return len(order) == 1 and isinstance(first, list) and first[0] in ("createdAt", "id")
 
 
 def get_import(session: Session, organization_id: str, import_id: str) -> ContactImport:

@@ -197,9 +197,12 @@ def _render(session: Session, attrs: _Attributes, deals: Sequence[Deal]) -> list
     ]
 
 
-def _contact(session: Session, organization_id: str, contact_id: str) -> None:
-    if contacts.get(session, organization_id, contact_id) is None:
+def _contact(session: Session, organization_id: str, contact_id: str) -> str:
+    """The contact's id; a merged-away contact's id names the one it was merged into."""
+    contact = contacts.get(session, organization_id, contact_id)
+    if contact is None:
         raise NotFound("contact_not_found", "Contact not found", field="contactId")
+    return contact.id
 
 
 def _name(name: str) -> str:
@@ -209,11 +212,11 @@ def _name(name: str) -> str:
 
 
 def _create_one(session: Session, organization_id: str, attrs: _Attributes, item: DealIn) -> Deal:
-    _contact(session, organization_id, item.contact_id)
+    contact_id = _contact(session, organization_id, item.contact_id)
     now = utcnow()
     deal = Deal(
         organization_id=organization_id,
-        contact_id=item.contact_id,
+        contact_id=contact_id,
         name=_name(item.name),
         attribute_values=attrs.values("deal", item.attributes, "attributes"),
         created_at=now,
@@ -263,9 +266,9 @@ def update(session: Session, organization_id: str, deal_id: str, item: DealIn) -
     their id are replaced, without one added, and products not given are removed."""
     attrs = _Attributes(session, organization_id)
     deal = _deal(session, organization_id, deal_id)
-    _contact(session, organization_id, item.contact_id)
+    contact_id = _contact(session, organization_id, item.contact_id)
     deal.name = _name(item.name)
-    deal.contact_id = item.contact_id
+    deal.contact_id = contact_id
     deal.attribute_values = attrs.values("deal", item.attributes, "attributes")
     existing = {p.id: p for p in repo.products(session, [deal.id])}
     kept: set[str] = set()
