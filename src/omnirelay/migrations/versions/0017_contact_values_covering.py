@@ -1,7 +1,7 @@
 """contact_values: WITHOUT ROWID on SQLite, typed indexes carry the contact id; contact_merges
 
 Revision ID: 0017
-Revises: 0012b
+Revises: 0015
 
 On SQLite a rowid table with a composite primary key is two b-trees (the rows and the
 key's index) and its secondary indexes point at the rowid, so every value a filter's
@@ -21,7 +21,7 @@ from alembic import op
 import omnirelay.db
 
 revision = "0017"
-down_revision = "0012b"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
