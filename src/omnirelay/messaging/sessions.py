@@ -125,16 +125,33 @@ def mark_failed(session: Session, attempt_id: int, status: str, code: int, error
 
 
 def inbound(
-    session: Session, organization_id: str, connection_id: int, phone: str, to: str, text: str
+    session: Session,
+    organization_id: str,
+    connection_id: int,
+    phone: str,
+    to: str,
+    text: str,
+    *,
+    channel: str = "sms",
+    address: str | None = None,
+    provider_message_id: str | None = None,
 ) -> InboundMessage:
-    """An end user's message: a reply to the latest message sent to them through this
+    """An end user's message: a reply to the message it names (an email's In-Reply-To,
+    as ``provider_message_id``) or else to the latest message sent to them through this
     connection (to its ``reply`` URL), kept either way."""
-    attempt = repo.last_message_to(session, organization_id, connection_id, phone)
+    attempt: MessageAttempt | None = None
+    if provider_message_id is not None:
+        attempt = repo.attempt_by_provider_id(session, connection_id, provider_message_id)
+        if attempt is not None and attempt.organization_id != organization_id:
+            attempt = None
+    elif phone:
+        attempt = repo.last_message_to(session, organization_id, connection_id, phone)
     row = InboundMessage(
         organization_id=organization_id,
         connection_id=connection_id,
-        channel="sms",
+        channel=channel,
         phone=phone,
+        address=address,
         to=to,
         text=text,
         message_id=attempt.message_id if attempt else None,
@@ -148,12 +165,25 @@ def inbound(
 
 
 def enqueue_inbound(
-    session: Session, organization_id: str, connection_id: int, phone: str, to: str, text: str
+    session: Session,
+    organization_id: str,
+    connection_id: int,
+    phone: str,
+    to: str,
+    text: str,
+    **more: str | None,
 ) -> None:
+    """``more``: ``inbound``'s keyword arguments (channel, address, provider_message_id)."""
     enqueue(
         session,
         INBOUND,
-        {"connection_id": connection_id, "phone": phone, "to": to, "text": text},
+        {
+            "connection_id": connection_id,
+            "phone": phone,
+            "to": to,
+            "text": text,
+            **{k: v for k, v in more.items() if v is not None},
+        },
         priority=pipeline.IN_FLIGHT,
         organization_id=organization_id,
     )

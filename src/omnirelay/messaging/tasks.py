@@ -36,5 +36,13 @@ def inbound(session: Session, job: JobContext) -> None:
     p = job.payload
     assert job.organization_id is not None
     sessions.inbound(
-        session, job.organization_id, int(p["connection_id"]), p["phone"], p["to"], p["text"]
+        session,
+        job.organization_id,
+        int(p["connection_id"]),
+        p["phone"],
+        p["to"],
+        p["text"],
+        channel=p.get("channel", "sms"),
+        address=p.get("address"),
+        provider_message_id=p.get("provider_message_id"),
     )
