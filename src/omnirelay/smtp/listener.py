@@ -130,7 +130,11 @@ class MailListener:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
-                await self._server.wait_closed()
+            # Sessions still open end with the loop, not as pending tasks.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         try:
             asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=10)

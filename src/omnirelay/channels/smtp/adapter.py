@@ -150,6 +150,9 @@ class SmtpAdapter:
             pool.idle = []
         if self._fetcher is not None:
             await self._fetcher.close()
+        # Semaphores and sessions belong to this loop: a later loop makes its own.
+        self._pools.clear()
+        self._fetcher = None
 
     def _allowed(self) -> tuple[IPNetwork, ...]:
         if self.allowed_networks is None:
