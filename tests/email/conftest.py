@@ -70,9 +70,7 @@ def org(make_org: Callable[..., Org], db: Database) -> Org:
     return created
 
 
-def create_connection(
-    client: TestClient, org: Org, settings: dict[str, Any], **body: Any
-) -> Any:
+def create_connection(client: TestClient, org: Org, settings: dict[str, Any], **body: Any) -> Any:
     return client.post(
         "/api/connections",
         json={"channel": "email", "provider": "smtp", "name": "Mail", "settings": settings, **body},

@@ -105,8 +105,13 @@ def test_an_email_step_arrives_as_a_multipart_message(
     advance(3600)
     drain()
     assert message(client, org, mid)["status"] == "delivered"
-    reports = wait_for(lambda: len(receiver.received("/report")) >= 2 and bodies(receiver, "/report"))
-    assert [(b["status"], b["channel"]) for b in reports] == [("sent", "email"), ("delivered", "email")]
+    reports = wait_for(
+        lambda: len(receiver.received("/report")) >= 2 and bodies(receiver, "/report")
+    )
+    assert [(b["status"], b["channel"]) for b in reports] == [
+        ("sent", "email"),
+        ("delivered", "email"),
+    ]
 
 
 def test_html_only_gets_a_text_part_made_from_it(
@@ -249,7 +254,9 @@ def test_attachments_from_a_url_and_from_omnirelay_media(
     drain()
     mail = parsed(peer.messages[0].data)
     assert mail.get_content_type() == "multipart/mixed"
-    got = {a.get_filename(): (a.get_content_type(), a.get_content()) for a in mail.iter_attachments()}
+    got = {
+        a.get_filename(): (a.get_content_type(), a.get_content()) for a in mail.iter_attachments()
+    }
     assert got == {
         "Invoice 42.pdf": ("application/pdf", content["/invoice.pdf"]),
         "photo.png": ("image/png", b"\x89PNG fake"),

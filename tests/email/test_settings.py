@@ -14,6 +14,7 @@ from tests.conftest import Org
 from tests.email.conftest import create_connection
 from tests.email.test_send import step
 
+BROKEN_KEY = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----"
 BASE = {"host": "127.0.0.1", "from_address": "news@shop.example"}  # loopback is allowed here
 
 
@@ -33,7 +34,11 @@ BASE = {"host": "127.0.0.1", "from_address": "news@shop.example"}  # loopback is
         ({**BASE, "from_name": "Shop\r\nBcc: x@y.z"}, "from_name"),
         ({**BASE, "dkim_selector": "s1"}, "DKIM needs dkim_selector and dkim_private_key"),
         (
-            {**BASE, "dkim_selector": "s1", "dkim_private_key": "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----"},  # noqa: E501
+            {
+                **BASE,
+                "dkim_selector": "s1",
+                "dkim_private_key": BROKEN_KEY,
+            },
             "not a readable PEM RSA private key",
         ),
         ({**BASE, "timeout": 0}, "timeout must be a number in (0, 120]"),
