@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import logging
 import ssl
 import tempfile
 import threading
@@ -17,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+class _QuietAuth(logging.Filter):
+    # aiosmtpd's own AUTH code trips its deprecation warning of Session.login_data on
+    # every login: noise in test and benchmark output, nothing to act on.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,9 @@ class SmtpPeer:
         return context
 
     def start(self) -> SmtpPeer:
+        mail_log = logging.getLogger("mail.log")
+        if not any(isinstance(f, _QuietAuth) for f in mail_log.filters):
+            mail_log.addFilter(_QuietAuth())
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
