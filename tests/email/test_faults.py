@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from omnirelay.channels.smtp.adapter import SmtpAdapter
@@ -207,3 +208,29 @@ def test_a_host_the_guard_now_refuses_is_not_contacted(
     assert (detail["status"], detail["code"]) == ("error", 1016)
     assert "not allowed" in detail["error"]
     assert peer.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("peer_mode", "overrides", "says"),
+    [
+        ("none", {"security": "starttls"}, "STARTTLS"),  # required, not offered
+    ],
+)
+def test_a_server_lacking_what_the_settings_require_is_a_settings_error(
+    client: TestClient,
+    org: Org,
+    v3: Callable[..., Any],
+    drain: Callable[[], int],
+    peer_mode: str,
+    overrides: dict[str, Any],
+    says: str,
+) -> None:
+    with SmtpPeer(mode=peer_mode, username=None) as bare:
+        r = create_connection(client, org, bare.settings(**overrides))
+        assert r.status_code == 201, r.text
+        mid = _send(v3)
+        drain()
+        detail = message(client, org, mid)
+        assert (detail["status"], detail["code"]) == ("error", 1016), detail
+        assert says in detail["error"]
+        assert bare.messages == []

@@ -335,7 +335,7 @@ def _connect_error(exc: BaseException, config: SmtpConfig) -> BaseException:
             return errors.for_tls(candidate)
     if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc).upper():
         return errors.unsupported(f"STARTTLS is not offered ({exc})")
-    if isinstance(exc, aiosmtplib.SMTPException) and "authentication" in str(exc).lower():
+    if isinstance(exc, aiosmtplib.SMTPException) and "auth" in str(exc).lower():
         return errors.unsupported(f"no usable AUTH method ({exc})")
     if isinstance(exc, aiosmtplib.SMTPException | OSError | TimeoutError):
         return RetriableError(f"SMTP session with {config.host} failed: {exc}")
