@@ -17,6 +17,7 @@ from sqlalchemy import select
 from omnirelay.config import Settings
 from omnirelay.db import Database
 from omnirelay.messaging.models import InboundMessage
+from omnirelay.queue.models import Job
 from omnirelay.smtp.listener import MailListener
 from omnirelay.testing.receiver import Receiver
 from omnirelay.testing.smtppeer import SmtpPeer
@@ -242,16 +243,24 @@ def test_another_organizations_message_is_out_of_reach(
     make_org: Callable[..., Org],
     v3: Callable[..., Any],
     drain: Callable[[], int],
+    advance: Callable[[float], None],
+    db: Database,
 ) -> None:
     mid, pid = _sent(v3, drain, client, org, peer)
     other = make_org("Other", "admin@other.test")
     r = create_connection(client, other, peer.settings(from_address="hello@other.example"))
     assert r.status_code == 201, r.text
-    # A bounce sent to the other organization's address, naming this one's message.
+    # A bounce sent to the other organization's address, naming this one's message: it
+    # is looked for among the other organization's attempts only, and never found.
     deliver(listener, "", ["hello@other.example"], dsn(pid))
-    drain()
-    assert listener.outcomes["unmatched"] == 1
-    assert message(client, org, mid)["status"] == "sent"
+    for _ in range(25):  # every retry of the early-event wait, until it is dropped
+        drain()
+        advance(3600)
+    assert message(client, org, mid)["status"] == "delivered"  # the window passed, unbounced
+    with db.read() as session:
+        jobs = session.scalars(select(Job).where(Job.kind == "messages.provider_event")).all()
+        assert [j for j in jobs if j.organization_id == other.id and j.status == "todo"] == []
+    assert listener.outcomes["bounce"] == 1  # handed to the pipeline, which found nothing
 
 
 def test_size_and_recipient_limits(
@@ -284,3 +293,20 @@ def test_the_runtime_starts_the_listener_only_when_configured(
             assert c.noop()[0] == 250
     finally:
         runtime.mail.stop()
+
+
+def test_a_bounce_before_its_send_is_recorded_waits_for_it(
+    client: TestClient,
+    org: Org,
+    connection: dict[str, Any],
+    peer: SmtpPeer,
+    listener: MailListener,
+    v3: Callable[..., Any],
+    drain: Callable[[], int],
+) -> None:
+    mid = v3("message/send", {"route": [step()]}).json()["id"]
+    pid = f"{mid.replace('-', '')}@shop.example"  # the Message-ID it will be sent with
+    deliver(listener, "", ["news@shop.example"], dsn(pid))
+    assert listener.outcomes["bounce"] == 1
+    drain()
+    assert message(client, org, mid)["status"] == "undelivered"

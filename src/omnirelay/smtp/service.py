@@ -6,6 +6,7 @@ reaches the message's ``reply`` URL). Takes a Session, never commits."""
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from omnirelay.messaging import pipeline, sessions
 from omnirelay.smtp import repository as repo
 
 log = logging.getLogger(__name__)
+OWN_ID = re.compile(r"[0-9a-f]{32}@[a-z0-9.-]+")  # channels/smtp/compose.provider_id
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,18 @@ def apply(session: Session, box: Mailbox, recipient: str, event: MailEvent) -> s
             provider_message_id=attempt.provider_message_id if attempt is not None else None,
         )
         return "reply"
-    if attempt is None or attempt.provider_message_id is None:
-        log.info("email %s for %s matches no message sent", event.kind, recipient)
-        return "unmatched"
+    connection_id, pid = (
+        (attempt.connection_id, attempt.provider_message_id) if attempt else (0, None)
+    )
+    if pid is None:
+        # A bounce can beat the record of its send (the dispatch batch records after all
+        # its sends): a Message-ID of ours goes to the pipeline anyway, as the connection
+        # the bounce came back to; an event early for its attempt waits for it there.
+        ours = [r for r in event.references if OWN_ID.fullmatch(r)]
+        if not ours:
+            log.info("email %s for %s matches no message sent", event.kind, recipient)
+            return "unmatched"
+        connection_id, pid = box.connection_id, ours[0]
     if event.kind == "bounce":
         detail = " ".join(x for x in (event.status, event.diagnostic) if x)
         provider_event = ProviderEvent(
@@ -84,11 +95,5 @@ def apply(session: Session, box: Mailbox, recipient: str, event: MailEvent) -> s
         )
     else:
         provider_event = ProviderEvent("status", status="delivered")
-    pipeline.enqueue_event(
-        session,
-        box.organization_id,
-        attempt.connection_id,
-        attempt.provider_message_id,
-        provider_event,
-    )
+    pipeline.enqueue_event(session, box.organization_id, connection_id, pid, provider_event)
     return event.kind

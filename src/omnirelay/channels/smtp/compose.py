@@ -63,9 +63,7 @@ def provider_id(message_id: str, config: SmtpConfig) -> str:
     return f"{message_id.replace('-', '').lower()}@{config.id_domain}"
 
 
-def build(
-    message: Outbound, config: SmtpConfig, attachments: list[Attachment], pid: str
-) -> bytes:
+def build(message: Outbound, config: SmtpConfig, attachments: list[Attachment], pid: str) -> bytes:
     # The compat32 classes (email.mime), not EmailMessage: the header registry of the
     # newer API parses every header it is given again and costs ~5x (10 ms a message).
     # Header values are checked one-line text before they get here (config, email_steps).
