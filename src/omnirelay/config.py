@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # docs/channels/email.md): "host:port" to listen on, e.g. "0.0.0.0:25"; empty: off.
     # It runs in every process that runs workers (several may share the port).
     smtp_listen: str = ""
-    smtp_hostname: str = ""  # the name in its greeting; the machine's name when empty
+    smtp_hostname: str = ""  # the name in its greeting; the host name when empty
     smtp_max_message_bytes: int = 10 * 1024 * 1024  # larger messages: 552
     smtp_max_recipients: int = 20  # per message; more: 452
 

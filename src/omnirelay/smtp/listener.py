@@ -58,7 +58,7 @@ class MailListener:
         self.db = db
         self.host = host if host is not None else listen_host
         self.port = port if port is not None else listen_port
-        self.hostname = settings.smtp_hostname or socket.getfqdn()
+        self.hostname = settings.smtp_hostname or socket.gethostname()  # no DNS here
         self.max_bytes = settings.smtp_max_message_bytes
         self.max_recipients = settings.smtp_max_recipients
         self.outcomes: Counter[str] = Counter()  # what was done, for logs, tests and bench

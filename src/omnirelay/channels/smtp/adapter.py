@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import ssl
@@ -296,7 +297,7 @@ class SmtpAdapter:
             start_tls=config.security == "starttls",
             tls_context=config.tls_context(),
             timeout=config.timeout,
-            local_hostname=config.local_hostname,
+            local_hostname=config.local_hostname or await asyncio.to_thread(_ehlo_name),
         )
         try:
             await smtp.connect()
@@ -340,6 +341,13 @@ def _connect_error(exc: BaseException, config: SmtpConfig) -> BaseException:
     if isinstance(exc, aiosmtplib.SMTPException | OSError | TimeoutError):
         return RetriableError(f"SMTP session with {config.host} failed: {exc}")
     return exc
+
+
+@functools.lru_cache(maxsize=1)
+def _ehlo_name() -> str:
+    # The machine's name for EHLO, looked up once per process (aiosmtplib would ask the
+    # resolver at every connect).
+    return socket.getfqdn()
 
 
 def _pool_key(config: SmtpConfig) -> tuple[Any, ...]:
