@@ -202,6 +202,26 @@ def _demo_callbacks(organization_id: str) -> None:
         db.dispose()
 
 
+def _demo_email(organization_id: str) -> None:
+    """A sandbox email connection, so /v3 email steps work offline (docs/channels/email.md)."""
+    from omnirelay.connections import service as connections
+
+    db = Database(get_settings().database_url)
+    try:
+        with db.transaction() as session:
+            connections.create(
+                session,
+                organization_id,
+                channel="email",
+                provider="sandbox",
+                name="Sandbox email",
+                settings={},
+                senders=["demo@example.com"],
+            )
+    finally:
+        db.dispose()
+
+
 def _demo_device(organization_id: str) -> str:
     """A sandbox WhatsApp device to try the gateway (seed 002) with; its token."""
     from omnirelay.db import utcnow
@@ -241,6 +261,7 @@ def demo() -> None:
         # First run, or the database was reset: make a fresh demo organization.
         data = _create_org("Demo", "demo@example.com")
         _demo_callbacks(data["organization_id"])
+        _demo_email(data["organization_id"])
         data["gateway_device_token"] = _demo_device(data["organization_id"])
         DEMO_CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
         DEMO_CREDENTIALS.write_text(json.dumps(data, indent=2))

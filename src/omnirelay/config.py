@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     # every 5 s while alive; at least 15 s).
     smpp_session_lease_seconds: float = 30.0
 
+    # The inbound SMTP listener of the email channel (replies and bounces,
+    # docs/channels/email.md): "host:port" to listen on, e.g. "0.0.0.0:25"; empty: off.
+    # It runs in every process that runs workers (several may share the port).
+    smtp_listen: str = ""
+    smtp_hostname: str = ""  # the name in its greeting; the host name when empty
+    smtp_max_message_bytes: int = 10 * 1024 * 1024  # larger messages: 552
+    smtp_max_recipients: int = 20  # per message; more: 452
+
     # Notifications (seed 001).
     default_phone_region: str = "RU"  # for numbers given without a country code
     initial_balance: str = "1000.00"  # what a new organization starts with

@@ -72,6 +72,13 @@ class Runtime:
 
         self.housekeeper = Housekeeper(db, settings)
 
+        # The email channel's inbound SMTP listener, only when configured.
+        self.mail = None
+        if settings.smtp_listen:
+            from omnirelay.smtp.listener import MailListener
+
+            self.mail = MailListener(db, settings)
+
     def start(self) -> None:
         self.dispatcher.start()
         self.expiry.start()
@@ -80,9 +87,13 @@ class Runtime:
         self.sessions.start()
         self.telegram.start()
         self.housekeeper.start()
+        if self.mail is not None:
+            self.mail.start()
         log.info("workers and webhook deliverer started")
 
     def stop(self) -> None:
+        if self.mail is not None:
+            self.mail.stop()
         self.housekeeper.stop()
         self.telegram.stop()
         self.sessions.stop()  # unbinds; what was not answered is queued again

@@ -117,5 +117,6 @@ def _ensure_loaded() -> None:
             whatsapp_cloud,  # noqa: F401
         )
         from omnirelay.channels.smpp import adapter  # noqa: F401
+        from omnirelay.channels.smtp import adapter as _smtp  # noqa: F401
 
         _loaded = True

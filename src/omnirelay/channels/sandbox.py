@@ -1,7 +1,8 @@
 """The sandbox provider: behaves like a network, reaches nobody.
 
-Magic recipients (the last six digits of the number) choose the outcome, on every
-channel, as docs/sandbox.md lists:
+Magic recipients (the last six digits of the number; of an email address, the last six
+characters of its local part) choose the outcome, on every channel, as docs/sandbox.md
+lists:
 
     000001 undelivered   000002 no report at all (so the ttl expires)
     000003 rejected      04CCCC error with code CCCC (e.g. 041202 -> 1202)
@@ -41,7 +42,7 @@ DEFAULTS: dict[str, Any] = {"report_delay": 1.0, "read_delay": 2.0, "reply_delay
 
 class SandboxAdapter:
     name = "sandbox"
-    channels: tuple[str, ...] = ("sms", "viber", "vk", "telegram")
+    channels: tuple[str, ...] = ("sms", "viber", "vk", "telegram", "email")
 
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         out = dict(DEFAULTS)
@@ -95,6 +96,9 @@ class SandboxAdapter:
     @staticmethod
     def _outcome(message: Outbound, forced: str | None) -> tuple[str, int]:
         tail = message.phone[-6:]
+        if message.channel == "email":
+            # An email's magic is the end of its local part: user000003@example.com.
+            tail = str((message.extra or {}).get("email", "")).rpartition("@")[0][-6:]
         if forced:
             return forced, 1000
         if tail.startswith("04"):

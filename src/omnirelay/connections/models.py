@@ -14,6 +14,8 @@ from omnirelay.webhooks.models import BigId
 CHANNELS = ("sms", "viber", "vk", "telegram")  # each organization gets a sandbox of each
 # WhatsApp is sent through gateway devices, each with its own connection (gateway/).
 DEVICE_CHANNELS = ("whatsapp",)
+# Channels an organization connects itself (no sandbox connection is made for it).
+OWN_CHANNELS = ("email",)
 
 
 class ChannelConnection(Base):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SECRET_KEYS = ("password", "secret", "token", "api_key", "apikey", "auth")
+SECRET_KEYS = ("password", "secret", "token", "api_key", "apikey", "auth", "private_key")
 
 
 class ConnectionCreate(BaseModel):

@@ -8,10 +8,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from omnirelay.channels.base import get_adapter
+from omnirelay.channels.smtp.addresses import normalize as normalize_address
 from omnirelay.connections import repository as repo
 from omnirelay.connections.models import (
     CHANNELS,
     DEVICE_CHANNELS,
+    OWN_CHANNELS,
     ChannelConnection,
     ConnectionStatus,
 )
@@ -27,10 +29,10 @@ SANDBOX_SENDERS = {
 
 
 def _check(channel: str, provider: str, settings: dict[str, Any]) -> dict[str, Any]:
-    if channel not in CHANNELS + DEVICE_CHANNELS:
+    if channel not in CHANNELS + DEVICE_CHANNELS + OWN_CHANNELS:
         raise InvalidInput(
             "invalid_channel",
-            f"channel must be one of {', '.join(CHANNELS + DEVICE_CHANNELS)}",
+            f"channel must be one of {', '.join(CHANNELS + DEVICE_CHANNELS + OWN_CHANNELS)}",
             field="channel",
         )
     adapter = get_adapter(provider)
@@ -56,6 +58,11 @@ def _senders(channel: str, senders: Sequence[str]) -> list[str]:
             raise InvalidInput("invalid_sender", "a sender is 1..100 characters", field="senders")
         if channel == "vk" and not s.isdigit():
             raise InvalidInput("invalid_sender", "VK senders are group ids", field="senders")
+        if channel == "email":
+            try:
+                s = normalize_address(s)  # a from address the connection may send as
+            except ValueError as exc:
+                raise InvalidInput("invalid_sender", f"sender: {exc}", field="senders") from None
         if s not in out:
             out.append(s)
     return out
@@ -74,6 +81,9 @@ def create(
     templates_only: bool = False,
 ) -> ChannelConnection:
     stored = _check(channel, provider, settings)
+    if channel == "email" and stored.get("from_address"):
+        # The from address is a sender of its connection: a step's ``sender`` may name it.
+        senders = [stored["from_address"], *senders]
     return repo.add(
         session,
         ChannelConnection(

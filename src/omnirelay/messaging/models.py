@@ -157,7 +157,9 @@ class InboundMessage(Base):
     )
     connection_id: Mapped[int] = mapped_column(BigInteger)
     channel: Mapped[str] = mapped_column(String(32))
-    phone: Mapped[str] = mapped_column(String(20))
+    phone: Mapped[str] = mapped_column(String(20))  # "" when the sender has no number
+    # The sender on channels that do not address by phone: an email reply's From.
+    address: Mapped[str | None] = mapped_column(String(320), nullable=True)
     to: Mapped[str | None] = mapped_column(String(100), nullable=True)
     text: Mapped[str] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -249,7 +250,8 @@ def daylight(session: Session, organization_id: str, phone: str, at: datetime) -
 
 
 def _daylight(row: NotifySettings, phone: str, at: datetime) -> datetime:
-    tz = phone_timezone(parse_phone("+" + phone, None))
+    # An email step may have no phone: its daylight is UTC's.
+    tz = phone_timezone(parse_phone("+" + phone, None)) if phone else ZoneInfo("UTC")
     return next_daylight(
         at, tz, _parse_hhmm(row.daylight_start, "start"), _parse_hhmm(row.daylight_end, "end")
     )

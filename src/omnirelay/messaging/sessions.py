@@ -136,14 +136,21 @@ def inbound(
     *,
     channel: str = "sms",
     reply_to: str | None = None,
+    address: str | None = None,
+    provider_message_id: str | None = None,
 ) -> InboundMessage:
     """An end user's message: a reply to ``reply_to`` (a message id the provider handed
-    back, already checked by the caller) or else to the latest message sent to them
+    back, already checked by the caller), or to the message it names (an email's
+    In-Reply-To, as ``provider_message_id``), or else to the latest message sent to them
     through this connection (to its ``reply`` URL), kept either way. A stop/start keyword
     changes the block list (opt-out: every channel's inbound comes here or to
     pipeline.apply_event)."""
     message_id = reply_to
-    if message_id is None and phone:
+    if message_id is None and provider_message_id is not None:
+        named = repo.attempt_by_provider_id(session, connection_id, provider_message_id)
+        if named is not None and named.organization_id == organization_id:
+            message_id = named.message_id
+    elif message_id is None and phone:
         attempt = repo.last_message_to(session, organization_id, connection_id, phone)
         message_id = attempt.message_id if attempt else None
     blocklist.opt_out(session, organization_id, phone, text, channel)
@@ -152,6 +159,7 @@ def inbound(
         connection_id=connection_id,
         channel=channel,
         phone=phone,
+        address=address,
         to=to,
         text=text,
         message_id=message_id,
@@ -171,16 +179,15 @@ def enqueue_inbound(
     phone: str,
     to: str,
     text: str,
-    *,
-    channel: str = "sms",
-    reply_to: str | None = None,
+    **more: str | None,
 ) -> None:
+    """``more``: ``inbound``'s keyword arguments (channel, reply_to, address,
+    provider_message_id)."""
     payload: dict[str, Any] = {"connection_id": connection_id, "phone": phone, "to": to}
     payload["text"] = text
-    if channel != "sms":
-        payload["channel"] = channel
-    if reply_to is not None:
-        payload["reply_to"] = reply_to
+    payload.update(
+        {k: v for k, v in more.items() if v is not None and (k, v) != ("channel", "sms")}
+    )
     enqueue(
         session,
         INBOUND,

@@ -44,4 +44,6 @@ def inbound(session: Session, job: JobContext) -> None:
         p["text"],
         channel=p.get("channel", "sms"),
         reply_to=p.get("reply_to"),
+        address=p.get("address"),
+        provider_message_id=p.get("provider_message_id"),
     )

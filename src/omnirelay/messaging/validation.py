@@ -13,19 +13,22 @@ from functools import lru_cache
 from typing import Any
 
 from omnirelay.messaging import errors as e
+from omnirelay.messaging.email_steps import email_step
 from omnirelay.net.ssrf import IPNetwork, precheck
 from omnirelay.phones import InvalidPhone, parse_phone
 
-CHANNELS = ("sms", "viber", "vk", "telegram")
-# channel -> (min ttl, max ttl, default ttl); seed 001 and the wire notes.
+CHANNELS = ("sms", "viber", "vk", "telegram", "email")
+# channel -> (min ttl, max ttl, default ttl); seed 001 and the wire notes. An email's
+# ttl also bounds its bounce window (docs/channels/email.md).
 TTL = {
     "sms": (60, 172800, 172800),
     "viber": (60, 86400, 600),
     "vk": (60, 86400, 600),
     "telegram": (60, 86400, 600),
+    "email": (60, 172800, 86400),
 }
 SIMPLE_TTL = (60, 86400, 300)
-TEXT_LIMIT = {"sms": 2000, "viber": 1000, "vk": 4096, "telegram": 4096}
+TEXT_LIMIT = {"sms": 2000, "viber": 1000, "vk": 4096, "telegram": 4096, "email": 200_000}
 MAX_AHEAD = timedelta(hours=72)
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -220,8 +223,9 @@ def parse_step(
     if raw_phone is None or raw_phone == "":
         if channel == "vk":
             raise e.SendError(None, "No phone or user", field=prefix + "phone")
-        raise e.no_field("phone")
-    phone = _phone(raw_phone, rules.default_region, prefix + "phone")
+        if channel != "email":  # an email step is addressed by its ``email``
+            raise e.no_field("phone")
+    phone = _phone(raw_phone, rules.default_region, prefix + "phone") if raw_phone else ""
     text = _str(step, "text")
     ttl = _ttl(step.get("ttl"), channel, ttl_limits or TTL[channel], prefix + "ttl")
     out = StepDraft(channel=channel, phone=phone, text=_text(text, channel), ttl=ttl)
@@ -232,6 +236,8 @@ def parse_step(
     elif channel == "viber":
         out.sender = _str(step, "sender", required=True)
         _viber(step, out, prefix)
+    elif channel == "email":
+        email_step(step, out, rules, prefix)
     elif channel == "vk":
         group = step.get("group")
         if group is None or group == "":

@@ -23,6 +23,7 @@ from omnirelay.surfaces.admin.deps import Caller, Ctx, RowId
 from omnirelay.tenancy.auth import require_admin
 
 router = APIRouter(prefix="/connections", tags=["connections"])
+HOST_PROVIDERS = ("smpp", "smtp")  # providers whose ``host`` setting a tenant aims
 
 
 def _out(row: ChannelConnection) -> ConnectionOut:
@@ -32,11 +33,11 @@ def _out(row: ChannelConnection) -> ConnectionOut:
 
 
 def _guard_host(ctx: AppContext, provider: str, settings: dict[str, Any] | None) -> None:
-    """The SSRF guard over a session provider's server (an SMPP ``host``): resolved and
-    checked before the transaction opens (DNS is a network call); the session checks it
-    again when it connects."""
+    """The SSRF guard over a provider's server (an SMPP or SMTP ``host``): resolved and
+    checked before the transaction opens (DNS is a network call); the session or the
+    adapter checks it again when it connects."""
     host = (settings or {}).get("host")
-    if provider != "smpp" or host in (None, "", "***"):
+    if provider not in HOST_PROVIDERS or host in (None, "", "***"):
         return
     port = (settings or {}).get("port")
     port = port if isinstance(port, int) and 0 < port < 65536 else 0
