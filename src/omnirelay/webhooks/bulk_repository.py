@@ -140,8 +140,8 @@ def claim_due(
         query = select(e.c.seq, e.c.url).where(*conds)
         if organization_id is not None:
             query = query.where(e.c.organization_id == organization_id)
-        # Over-fetch a little: rows beyond a URL's room are skipped, not claimed.
-        query = query.order_by(e.c.next_attempt_at, e.c.seq).limit(n * 2)
+        # Over-fetch a little: rows beyond a URL's room, or taken by a share, are skipped.
+        query = query.order_by(e.c.next_attempt_at, e.c.seq).limit(n * 2 + len(taken))
         if postgresql:
             query = query.with_for_update(of=e, skip_locked=True)
         for seq, url in session.execute(query):
