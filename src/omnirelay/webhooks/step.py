@@ -27,8 +27,12 @@ from omnirelay.webhooks import service, signing
 from omnirelay.webhooks.delivery import schedule
 from omnirelay.webhooks.sender import Job, Sender
 
-# How long io waits for half of a batch's answers before recording what it has.
+# How long io waits for half of a batch's answers before recording what it has: a big
+# batch (a backlog) waits longer, to record many per transaction; a small one (events
+# trickling in) hardly at all, since a new event waits for this cycle before its claim.
 IO_WAIT = 0.05
+IO_WAIT_SMALL = 0.005
+SMALL_BATCH = 128
 
 
 @dataclass
@@ -109,8 +113,9 @@ class DeliveryStep:
 
     def io(self, batch: Batch) -> list[bulk.AttemptResult] | None:
         self.sender.submit(batch.jobs)
-        want = max(1, len(batch.jobs) // 2) if batch.jobs else 0
-        batch.outcomes += self.sender.take(want, IO_WAIT if batch.jobs else 0.0)
+        n = len(batch.jobs)
+        wait = 0.0 if n == 0 else IO_WAIT if n >= SMALL_BATCH else IO_WAIT_SMALL
+        batch.outcomes += self.sender.take(max(1, n // 2) if n else 0, wait)
         return batch.outcomes or None
 
     # --- record ----------------------------------------------------------------------------
