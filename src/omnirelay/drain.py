@@ -100,6 +100,10 @@ class Drain(Generic[B]):
         if self._listener is not None:
             self._listener.stop()
 
+    def wake(self) -> None:
+        """Run a batch now (a step whose I/O finished work in the background calls it)."""
+        self._wake.set()
+
     # --- draining --------------------------------------------------------------------
 
     def run_once(self, limit: int | None = None) -> int:

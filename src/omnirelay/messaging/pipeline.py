@@ -135,9 +135,10 @@ def _unwatch_ttl(session: Session, attempt: MessageAttempt) -> None:
 def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
     """``sent`` for a batch of plain messages (no status hook) in a few statements: the
     attempts in one INSERT, the messages in one UPDATE, their provider events as jobs in
-    one INSERT; reports only for the messages that have a report URL."""
+    one INSERT; reports, for the messages that have a report URL, in one INSERT."""
     attempts, updates, events = [], [], []
     reported = repo.methods_of(session, [r.message_id for r in rows], list(REPORTERS))
+    reports: list[webhooks.NewEvent] = []
     for row in rows:
         result = row.result
         attempts.append(
@@ -172,24 +173,26 @@ def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
                 )
             )
         if row.report_url:
-            webhooks.emit(
-                session,
-                row.organization_id,
-                row.report_url,
-                "message.status",
-                report_body(
-                    row.message_id,
-                    row.custom_id,
-                    "sent",
-                    row.attempt["channel"],
-                    int(row.attempt["price"]),
-                    int(row.attempt["parts"]),
-                ),
-                ordering_key=row.message_id,
+            reports.append(
+                webhooks.NewEvent(
+                    row.organization_id,
+                    row.report_url,
+                    "message.status",
+                    report_body(
+                        row.message_id,
+                        row.custom_id,
+                        "sent",
+                        row.attempt["channel"],
+                        int(row.attempt["price"]),
+                        int(row.attempt["parts"]),
+                    ),
+                    ordering_key=row.message_id,
+                )
             )
     bulk.insert_attempts(session, attempts)
     bulk.mark_sent(session, updates)
     enqueue_many(session, EVENT, events, priority=IN_FLIGHT, max_attempts=EARLY_EVENT_TRIES + 2)
+    webhooks.emit_many(session, reports)
 
 
 @dataclass

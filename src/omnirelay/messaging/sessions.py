@@ -77,11 +77,13 @@ def mark_sent(session: Session, attempt_id: int, provider_message_id: str) -> No
 
 def mark_sent_many(session: Session, answers: Sequence[tuple[int, str]]) -> None:
     """``mark_sent`` for a batch of (attempt id, provider message id), set-based: one
-    joined read, one UPDATE of attempts and one of messages, reports where a message has
-    a URL; a message with a surface's status hook or reporter goes through ``mark_sent``."""
+    joined read, one UPDATE of attempts and one of messages, reports (where a message has
+    a URL) in one INSERT; a message with a surface's status hook or reporter goes through
+    ``mark_sent``."""
     now = utcnow()
     rows = bulk.attempts_to_mark_sent(session, [a for a, _ in answers])
     attempts, messages = [], []
+    reports: list[webhooks.NewEvent] = []
     for attempt_id, provider_id in answers:
         row = rows.get(attempt_id)
         if row is None or row["status"] not in ("queued", "submitting"):
@@ -95,23 +97,25 @@ def mark_sent_many(session: Session, answers: Sequence[tuple[int, str]]) -> None
             continue
         messages.append({"mid": row["message_id"], "now": now})
         if row["report_url"]:
-            webhooks.emit(
-                session,
-                row["organization_id"],
-                row["report_url"],
-                "message.status",
-                pipeline.report_body(
-                    row["message_id"],
-                    row["custom_id"],
-                    "sent",
-                    row["channel"],
-                    int(row["price"]),
-                    int(row["parts"]),
-                ),
-                ordering_key=row["message_id"],
+            reports.append(
+                webhooks.NewEvent(
+                    row["organization_id"],
+                    row["report_url"],
+                    "message.status",
+                    pipeline.report_body(
+                        row["message_id"],
+                        row["custom_id"],
+                        "sent",
+                        row["channel"],
+                        int(row["price"]),
+                        int(row["parts"]),
+                    ),
+                    ordering_key=row["message_id"],
+                )
             )
     bulk.set_attempts_sent(session, attempts)
     bulk.set_messages_sent(session, messages)
+    webhooks.emit_many(session, reports)
 
 
 def mark_failed(session: Session, attempt_id: int, status: str, code: int, error: str) -> None:

@@ -64,13 +64,17 @@ def apply_many(
     states = {key: _State(**row) for key, row in bulk.attempts_for_reports(session, keys).items()}
     pending_attempts: dict[int, dict[str, Any]] = {}
     pending_messages: dict[str, dict[str, Any]] = {}
+    pending_reports: list[webhooks.NewEvent] = []
     now = utcnow()
 
     def flush() -> None:
         bulk.set_attempt_statuses(session, list(pending_attempts.values()))
         bulk.set_message_statuses(session, list(pending_messages.values()))
+        # Before any slow one: a message's reports keep the order of its events.
+        webhooks.emit_many(session, pending_reports)
         pending_attempts.clear()
         pending_messages.clear()
+        pending_reports.clear()
 
     for i, payload in enumerate(payloads):
         key = (int(payload["connection_id"]), str(payload["provider_message_id"]))
@@ -87,7 +91,9 @@ def apply_many(
             slow(i, payload)
             states.pop(key, None)  # the slow path may have changed it: read it again
             continue
-        _forward(state, status, now, pending_attempts, pending_messages, session, key[0])
+        _forward(
+            state, status, now, pending_attempts, pending_messages, pending_reports, session, key[0]
+        )
     flush()
 
 
@@ -97,6 +103,7 @@ def _forward(
     now: datetime,
     attempts: dict[int, dict[str, Any]],
     messages: dict[str, dict[str, Any]],
+    reports: list[webhooks.NewEvent],
     session: Session,
     connection_id: int,
 ) -> None:
@@ -125,13 +132,19 @@ def _forward(
         )
         reporter(session, report)
     if state.report_url:
-        webhooks.emit(
-            session,
-            state.organization_id,
-            state.report_url,
-            "message.status",
-            pipeline.report_body(
-                state.message_id, state.custom_id, status, state.channel, state.price, state.parts
-            ),
-            ordering_key=state.message_id,
+        reports.append(
+            webhooks.NewEvent(
+                state.organization_id,
+                state.report_url,
+                "message.status",
+                pipeline.report_body(
+                    state.message_id,
+                    state.custom_id,
+                    status,
+                    state.channel,
+                    state.price,
+                    state.parts,
+                ),
+                ordering_key=state.message_id,
+            )
         )

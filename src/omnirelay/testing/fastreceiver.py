@@ -81,6 +81,11 @@ class FastReceiver:
             time.sleep(0.01)
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self._proc.pid is not None
+        return self._proc.pid
+
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self._port.value}{path}"
 

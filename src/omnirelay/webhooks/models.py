@@ -101,6 +101,15 @@ Index(
     sqlite_where=text("status = 'pending'"),
     postgresql_where=text("status = 'pending'"),
 )
+# The fair claim's loose index scan (organizations with events waiting) and its per-
+# organization share, earliest due first.
+Index(
+    "ix_webhook_events_org_due",
+    WebhookEvent.organization_id,
+    WebhookEvent.next_attempt_at,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
+)
 Index("ix_webhook_events_org_created", WebhookEvent.organization_id, WebhookEvent.created_at)
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
@@ -21,14 +20,29 @@ def _key(secret: str) -> bytes:
     return base64.b64decode(raw)
 
 
+def keys(secrets_: Sequence[str]) -> tuple[bytes, ...]:
+    """The HMAC keys of secrets, decoded once (a batch of deliveries shares them)."""
+    return tuple(_key(s) for s in secrets_)
+
+
+def sign_with_key(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.digest(key, f"{msg_id}.{timestamp}.".encode() + body, "sha256")
+    return "v1," + base64.b64encode(mac).decode()
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
-    return "v1," + base64.b64encode(mac.digest()).decode()
+    return sign_with_key(_key(secret), msg_id, timestamp, body)
 
 
-def headers(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def headers_with_keys(
+    keys_: Sequence[bytes], msg_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": " ".join(sign(s, msg_id, timestamp, body) for s in secrets_),
+        "webhook-signature": " ".join(sign_with_key(k, msg_id, timestamp, body) for k in keys_),
     }
+
+
+def headers(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return headers_with_keys(keys(secrets_), msg_id, timestamp, body)
