@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
+MAX_PROVIDER_RETRY_AFTER = 86400.0  # a provider asking for more than a day is capped
+
 
 def parse_retry_after(
     value: str | None, *, cap: float, now: datetime | None = None

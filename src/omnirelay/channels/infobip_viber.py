@@ -30,9 +30,9 @@ from omnirelay.channels.base import (
     SendResult,
     register,
 )
-from omnirelay.channels.whatsapp_cloud import retry_after
 from omnirelay.net.provider_http import ProviderHTTP
 from omnirelay.net.ssrf import IPNetwork
+from omnirelay.retry import MAX_PROVIDER_RETRY_AFTER, parse_retry_after
 
 NAME = "infobip_viber"
 DEFAULT_BASE_URL = "https://api.infobip.com"
@@ -156,7 +156,7 @@ def build_message(message: Outbound) -> dict[str, Any]:
 
 
 def read_answer(answer: httpx.Response) -> str:
-    delay = retry_after(answer.headers.get("retry-after"))
+    delay = parse_retry_after(answer.headers.get("retry-after"), cap=MAX_PROVIDER_RETRY_AFTER)
     payload = common.json_of(answer)
     error = _service_error(payload)
     text = f"Infobip HTTP {answer.status_code}" + (f": {error}" if error else "")

@@ -30,9 +30,9 @@ from omnirelay.channels.base import (
     SendResult,
     register,
 )
-from omnirelay.channels.whatsapp_cloud import retry_after
 from omnirelay.net.provider_http import ProviderHTTP
 from omnirelay.net.ssrf import IPNetwork
+from omnirelay.retry import MAX_PROVIDER_RETRY_AFTER, parse_retry_after
 
 NAME = "viber_bot"
 DEFAULT_BASE_URL = "https://chatapi.viber.com"
@@ -181,7 +181,7 @@ class ViberBotAdapter:
 def read_answer(answer: httpx.Response) -> dict[str, Any]:
     """Viber answers HTTP 200 with ``{"status": 0, "status_message": "ok", ...}``; any
     other status is an error of the table above. Garbage is a clear retriable error."""
-    delay = retry_after(answer.headers.get("retry-after"))
+    delay = parse_retry_after(answer.headers.get("retry-after"), cap=MAX_PROVIDER_RETRY_AFTER)
     if answer.status_code == 429:
         raise RetriableError("Viber HTTP 429: too many requests", delay=delay)
     if answer.status_code >= 500 or answer.status_code == 408:

@@ -34,9 +34,9 @@ from omnirelay.channels.base import (
     SendResult,
     register,
 )
-from omnirelay.channels.whatsapp_cloud import retry_after
 from omnirelay.net.provider_http import ProviderHTTP
 from omnirelay.net.ssrf import IPNetwork
+from omnirelay.retry import MAX_PROVIDER_RETRY_AFTER, parse_retry_after
 
 NAME = "vk"
 DEFAULT_BASE_URL = "https://api.vk.com"
@@ -293,7 +293,7 @@ def build_keyboard(message: Outbound) -> dict[str, Any] | None:
 
 
 def read_answer(answer: httpx.Response, method: str) -> Any:
-    delay = retry_after(answer.headers.get("retry-after"))
+    delay = parse_retry_after(answer.headers.get("retry-after"), cap=MAX_PROVIDER_RETRY_AFTER)
     if answer.status_code == 429:
         raise RetriableError(f"VK {method}: HTTP 429", delay=delay)
     if answer.status_code >= 500 or answer.status_code == 408:

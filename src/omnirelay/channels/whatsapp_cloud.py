@@ -12,13 +12,11 @@ The adapter never touches the database. ``send`` is synchronous (a worker thread
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import math
 import posixpath
 import re
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +34,8 @@ from omnirelay.channels.base import (
 )
 from omnirelay.net.provider_http import ProviderHTTP
 from omnirelay.net.ssrf import IPNetwork
+from omnirelay.retry import MAX_PROVIDER_RETRY_AFTER as MAX_RETRY_AFTER
+from omnirelay.retry import parse_retry_after
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v21.0"
@@ -449,21 +449,8 @@ def _location(value: Any) -> tuple[float, float]:
 
 
 def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), at most a day."""
-    if not value:
-        return None
-    value = value.strip()
-    seconds: float | None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError, IndexError):
-            return None
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), 86400.0)
+    """Seconds from a Retry-After header, at most a day (the one parser: omnirelay.retry)."""
+    return parse_retry_after(value, cap=MAX_RETRY_AFTER)
 
 
 def error_for(
