@@ -27,9 +27,9 @@ class HookConnection:
 
 def routers() -> list[APIRouter]:
     """Every provider's router; add a provider here (explicit, no import side effects)."""
-    from omnirelay.surfaces.hooks import viber, vk
+    from omnirelay.surfaces.hooks import twilio, viber, vk
 
-    return [viber.router, vk.router]
+    return [viber.router, vk.router, twilio.router]
 
 
 def _lookup(
