@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from omnirelay.channels.base import PermanentError, RetriableError
 from omnirelay.net.provider_http import ProviderHTTP
@@ -183,7 +183,7 @@ def bridge(
     settings: Mapping[str, Any], provider_sid: str, call_sid: str, attempt: int, agent: str
 ) -> Answer:
     """Redirect the customer's live call to TwiML that dials the agent."""
-    number = quoteattr(_e164(agent))[1:-1]
+    number = escape(_e164(agent))
     status = quoteattr(callback_url(call_sid, attempt, "agent"))
     twiml = (
         f"<Response><Dial callerId={quoteattr(str(settings['from_number']))}>"
