@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
 from omnirelay.db import Database, utcnow
-from omnirelay.queue import enqueue, get_job, list_jobs, retry_job
+from omnirelay.queue import JobContext, Retry, TaskRegistry, enqueue, get_job, list_jobs, retry_job
 from omnirelay.queue.worker import Worker
 from omnirelay.tenancy import service as tenancy
 from tests.queue import tasks_for_tests
@@ -146,3 +148,33 @@ def test_completed_jobs_leave_the_table(db: Database, worker: Worker) -> None:
     with db.transaction() as session:
         assert get_job(session, job_id) is None
     assert runs(db) == [(job_id, "main", 1)]
+
+
+# Registered here, not in tasks_for_tests: worker subprocesses import that module.
+io_registry = TaskRegistry()
+
+
+@io_registry.io_task("test.io")
+def io(db: Database, job: JobContext) -> None:
+    """An I/O job: no connection of the worker's is checked out around it, and what it
+    writes in its own transaction stays even when it then asks to be retried."""
+    pool = db.engine.pool
+    held = pool.checkedout() if isinstance(pool, QueuePool) else 0
+    with db.transaction() as session:
+        session.execute(
+            text("INSERT INTO test_runs (job_id, worker, attempts) VALUES (:j, :w, :a)"),
+            {"j": job.id, "w": f"held={held}", "a": job.attempts},
+        )
+    if job.attempts < 2:
+        raise Retry(delay=0, reason="the provider was down")
+
+
+def test_an_io_job_runs_with_no_transaction_open(db: Database, runs_table: None) -> None:
+    worker = Worker(db, io_registry, backoff_base=60, lease_seconds=30)
+    with db.transaction() as session:
+        job = enqueue(session, "test.io", {})
+    assert worker.run_until_idle() == 2  # a retry, then done
+    # Both attempts' writes committed (a plain job's would roll back with its retry).
+    assert runs(db) == [(job.id, "held=0", 1), (job.id, "held=0", 2)]
+    with db.transaction() as session:
+        assert get_job(session, job.id) is None

@@ -17,21 +17,22 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from omnirelay.callbacks import repository as repo
-from omnirelay.callbacks import sms
+from omnirelay.callbacks import sms, telephony
 from omnirelay.callbacks.models import Agent, Call, Option, Profile
-from omnirelay.callbacks.telephony import adapter as telephony
 from omnirelay.db import utcnow
 from omnirelay.queue import enqueue
 from omnirelay.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
 
-ASSIGN, EVENT, START, REQUEUE = (
+ASSIGN, EVENT, START, REQUEUE, TELEPHONY = (
     "callbacks.assign",
     "callbacks.event",
     "callbacks.start",
     "callbacks.requeue",
+    "callbacks.telephony",  # a provider request, run with no transaction open (remote.py)
 )
+TELEPHONY_TRIES = 8  # a provider request that keeps failing to get through fails the call
 FINAL = ("completed", "cancelled", "failed", "no_answer")
 DEFAULT_HANDLE = 180.0  # seconds, until an option has handled calls of its own
 LEAD = 20.0  # seconds: dial ahead of an agent predicted to be free this soon
@@ -171,15 +172,29 @@ def _dial(session: Session, call: Call, agent: Agent | None) -> None:
     if call.attempts == 1:
         sms.update(session, call, profile, "calling", 0)
     set_status(session, call, "calling")
-    for event in telephony.originate(call.sid, call.number, profile.telephony):
+    call.provider_call_sid = None  # a new attempt is a new provider call
+    if telephony.is_remote(profile.telephony):
+        _request(session, call, "originate")
+        return
+    for event in telephony.adapter.originate(call.sid, call.number, profile.telephony):
         _enqueue_event(session, call, event.kind, event.delay)
 
 
 def _bridge(session: Session, call: Call, agent: Agent) -> None:
     _reserve(agent, call)
-    profile = _profile(session, call)
-    for event in telephony.bridge(call.sid, call.number, agent.sid, profile.telephony):
-        _enqueue_event(session, call, event.kind, event.delay)
+    _bridge_reserved(session, call, agent)
+
+
+def _request(session: Session, call: Call, op: str, **more: str | None) -> None:
+    """Record the intent of a provider request in this transaction; a job makes it with
+    no transaction open and records what the provider answered (remote.py)."""
+    enqueue(
+        session,
+        TELEPHONY,
+        {"op": op, "call_sid": call.sid, "attempt": call.attempts, **more},
+        organization_id=call.organization_id,
+        max_attempts=TELEPHONY_TRIES + 1,
+    )
 
 
 def _enqueue_event(session: Session, call: Call, kind: str, delay: float) -> None:
@@ -196,7 +211,12 @@ def apply_event(session: Session, call_sid: str, kind: str, attempt: int) -> Non
     call = repo.lock_call(session, call_sid)
     if call is None or call.status in FINAL or attempt != call.attempts:
         return  # cancelled, finished, or an event of an earlier attempt
-    if kind == "answered" and call.status == "calling":
+    if kind == "ended":  # a provider's "the call is over": after a conversation or before
+        kind = "completed" if call.status == "connected" else "hangup"
+    if kind == "failed":
+        _release(session, call)
+        set_status(session, call, "failed", "the provider could not place the call")
+    elif kind == "answered" and call.status == "calling":
         set_status(session, call, "waiting", "customer answered; waiting for an agent")
         agent = repo.get(session, Agent, call.organization_id, call.agent_sid or "")
         if agent is not None:
@@ -219,8 +239,22 @@ def apply_event(session: Session, call_sid: str, kind: str, attempt: int) -> Non
 
 def _bridge_reserved(session: Session, call: Call, agent: Agent) -> None:
     profile = _profile(session, call)
-    for event in telephony.bridge(call.sid, call.number, agent.sid, profile.telephony):
+    if telephony.is_remote(profile.telephony):
+        _request(session, call, "bridge", agent_sid=agent.sid)
+        return
+    for event in telephony.adapter.bridge(call.sid, call.number, agent.sid, profile.telephony):
         _enqueue_event(session, call, event.kind, event.delay)
+
+
+def fail(session: Session, call_sid: str, attempt: int, details: str) -> bool:
+    """The provider refused this attempt's call for good (or could not be reached):
+    the call fails with the provider's reason and its agent is free again."""
+    call = repo.lock_call(session, call_sid)
+    if call is None or call.status in FINAL or attempt != call.attempts:
+        return False
+    _release(session, call)
+    set_status(session, call, "failed", details)
+    return True
 
 
 def _retry_or_give_up(session: Session, call: Call, kind: str) -> None:
@@ -259,7 +293,13 @@ def start_scheduled(session: Session, call_sid: str) -> None:
 
 def cancel(session: Session, call: Call) -> None:
     if call.status in ("calling", "waiting"):
-        telephony.hangup(call.sid)
+        if telephony.is_remote(_profile(session, call).telephony):
+            # Without a provider sid yet the pending originate sees the cancel and
+            # hangs up what it placed (remote.py).
+            if call.provider_call_sid:
+                _request(session, call, "hangup", provider_sid=call.provider_call_sid)
+        else:
+            telephony.adapter.hangup(call.sid)
         _release(session, call)
     set_status(session, call, "cancelled", "cancelled by request")
     sms.update(session, call, _profile(session, call), "cancelled", 0)

@@ -129,6 +129,9 @@ class Call(Base):
     answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     agent_sid: Mapped[str | None] = mapped_column(String(34), nullable=True)
+    # The provider's id of the current attempt's call (Twilio's CallSid), for bridge and
+    # hang-up; None with the sandbox.
+    provider_call_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -110,7 +110,9 @@ def _apply_profile(row: Profile, values: dict[str, Any]) -> None:
             raise InvalidInput("invalid_entries", str(exc), field="entries") from exc
     if "telephony" in values:
         try:
-            values["telephony"] = telephony.validate_settings(values["telephony"])
+            values["telephony"] = telephony.validate_settings(
+                values["telephony"], row.telephony or {}
+            )
         except ValueError as exc:
             raise InvalidInput("invalid_telephony", str(exc), field="telephony") from exc
     for key in PROFILE_FIELDS:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from omnirelay.callbacks import engine
+from omnirelay.callbacks import engine, remote
+from omnirelay.db import Database
 from omnirelay.queue import JobContext, tasks
 
 
@@ -27,3 +28,8 @@ def start(session: Session, job: JobContext) -> None:
 @tasks.task(engine.REQUEUE)
 def requeue(session: Session, job: JobContext) -> None:
     engine.requeue(session, job.payload["call_sid"])
+
+
+@tasks.io_task(engine.TELEPHONY)
+def telephony(db: Database, job: JobContext) -> None:
+    remote.run(db, job)  # HTTP with no transaction open

@@ -2,6 +2,11 @@
 hang up. An adapter answers with the events that will follow, each after a delay; the
 engine applies them as jobs (as channel adapters' provider events are, ADR 7).
 
+Adapters that speak to a provider over the network (``provider: twilio``,
+callbacks/twilio.py) cannot answer inside the engine's transaction: for them the engine
+records the intent as a job that runs with no transaction open (callbacks/remote.py),
+and the provider's status callbacks become the same events (ADR 33).
+
 The sandbox adapter decides by the last four digits of the customer's number:
 
     0001 busy    0002 no answer    0003 answers, then hangs up while waiting for an agent
@@ -10,6 +15,7 @@ The sandbox adapter decides by the last four digits of the customer's number:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,9 +75,39 @@ class SandboxTelephony:
         return None
 
 
-def validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
+SANDBOX = "sandbox"
+
+
+def provider(settings: Mapping[str, Any]) -> str:
+    return str(settings.get("provider") or SANDBOX)
+
+
+def is_remote(settings: Mapping[str, Any]) -> bool:
+    """True when the profile's telephony is a provider reached over the network."""
+    return provider(settings) != SANDBOX
+
+
+def shown(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings as the admin API shows them: secrets masked."""
+    from omnirelay.callbacks import twilio
+
+    return twilio.shown(settings) if provider(settings) == twilio.NAME else dict(settings)
+
+
+def validate_settings(
+    settings: dict[str, Any], previous: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    from omnirelay.callbacks import twilio
+
+    name = settings.get("provider", SANDBOX)
+    if name == twilio.NAME:
+        return twilio.validate_settings(settings, previous or {})
+    if name != SANDBOX:
+        raise ValueError(f"unknown telephony provider {name!r} (sandbox, twilio)")
     out: dict[str, Any] = {}
     for key, value in settings.items():
+        if key == "provider":
+            continue
         if key not in DEFAULTS:
             raise ValueError(f"unknown telephony setting {key!r}")
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 86400:

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from omnirelay.db import Database
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ Handler = Callable[[Session, JobContext], None]
 # through its plain handler in a savepoint (with the usual retry rules); the jobs it
 # handles itself are done when it returns.
 BatchHandler = Callable[[Session, list[JobContext], Callable[[JobContext], None]], None]
+# An I/O handler runs with no transaction open (a provider's HTTP API): it opens its own
+# short transactions through the database it is given; the job is completed after it.
+IOHandler = Callable[["Database", JobContext], None]
 
 
 class Retry(Exception):
@@ -49,6 +55,7 @@ class TaskRegistry:
         self._handlers: dict[str, Handler] = {}
         self._batched: set[str] = set()
         self._batch_handlers: dict[str, BatchHandler] = {}
+        self._io_handlers: dict[str, IOHandler] = {}
 
     def task(self, kind: str, *, batched: bool = False) -> Callable[[Handler], Handler]:
         """``batched``: the handler only reads and writes the database (no network, no
@@ -75,6 +82,22 @@ class TaskRegistry:
 
         return register
 
+    def io_task(self, kind: str) -> Callable[[IOHandler], IOHandler]:
+        """A handler that does network I/O: the worker calls it with no transaction open
+        (the project's rule: no network call inside a transaction). At-least-once: a
+        handler whose job is retried must find out from the database what it did."""
+
+        def register(fn: IOHandler) -> IOHandler:
+            if kind in self._handlers or self._io_handlers.get(kind, fn) is not fn:
+                raise ValueError(f"task kind {kind!r} registered twice")
+            self._io_handlers[kind] = fn
+            return fn
+
+        return register
+
+    def get_io(self, kind: str) -> IOHandler | None:
+        return self._io_handlers.get(kind)
+
     def get(self, kind: str) -> Handler | None:
         return self._handlers.get(kind)
 
@@ -85,7 +108,7 @@ class TaskRegistry:
         return kind in self._batched
 
     def kinds(self) -> list[str]:
-        return sorted(self._handlers)
+        return sorted([*self._handlers, *self._io_handlers])
 
 
 tasks = TaskRegistry()

@@ -198,13 +198,21 @@ class Worker:
         handler = self.registry.get(job.kind)
         started = time.perf_counter()
         try:
-            if handler is None:
+            io = self.registry.get_io(job.kind) if handler is None else None
+            if handler is None and io is None:
                 # Perhaps a newer worker knows it: retry rather than drop.
                 raise RuntimeError(f"no handler for job kind {job.kind!r}")
-            with self.db.transaction() as session:
-                handler(session, ctx)
-                if not repo.complete(session, job.id, self.id):
-                    raise _LeaseLost
+            if io is not None:
+                io(self.db, ctx)  # its own short transactions, none open around its I/O
+                with self.db.transaction() as session:
+                    if not repo.complete(session, job.id, self.id):
+                        raise _LeaseLost
+            else:
+                assert handler is not None
+                with self.db.transaction() as session:
+                    handler(session, ctx)
+                    if not repo.complete(session, job.id, self.id):
+                        raise _LeaseLost
         except _LeaseLost:
             log.warning("job %s: lease lost; its writes were rolled back", job.id)
             return

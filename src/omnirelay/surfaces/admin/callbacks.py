@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from omnirelay.callbacks import service
+from omnirelay.callbacks import service, telephony
 from omnirelay.callbacks.models import Option, Profile, Question
 from omnirelay.callbacks.schemas import (
     AgentIn,
@@ -25,7 +25,9 @@ router = APIRouter(prefix="/callbacks", tags=["call-backs"])
 
 
 def _profile(p: Profile) -> dict[str, Any]:
-    return {k: getattr(p, k) for k in ("sid", *service.PROFILE_FIELDS)}
+    out = {k: getattr(p, k) for k in ("sid", *service.PROFILE_FIELDS)}
+    out["telephony"] = telephony.shown(p.telephony or {})  # secrets masked
+    return out
 
 
 def _option(o: Option) -> dict[str, Any]:

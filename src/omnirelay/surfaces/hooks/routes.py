@@ -27,9 +27,9 @@ class HookConnection:
 
 def routers() -> list[APIRouter]:
     """Every provider's router; add a provider here (explicit, no import side effects)."""
-    from omnirelay.surfaces.hooks import telegram, viber, vk
+    from omnirelay.surfaces.hooks import telegram, twilio, viber, vk
 
-    return [telegram.router, viber.router, vk.router]
+    return [telegram.router, viber.router, vk.router, twilio.router]
 
 
 def _lookup(
