@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import time_machine
 from fastapi.testclient import TestClient
 
 import omnirelay.tasks  # noqa: F401  (registers the engine's handlers)
@@ -94,10 +96,13 @@ def account(make_account: Callable[..., Account]) -> Account:
 
 
 @pytest.fixture
-def api(client: TestClient, account: Account) -> Callable[..., Any]:
+def api(
+    client: TestClient, account: Account, frozen_clock: time_machine.Coordinates
+) -> Callable[..., Any]:
     """Call /3.0 with the account's Basic credentials: ``api("GET", "/profiles")``."""
 
     def call(method: str, path: str, **kw: Any) -> Any:
+        frozen_clock.shift(0.001)
         return client.request(
             method, f"/3.0{path}", headers={**account.basic, **kw.pop("headers", {})}, **kw
         )
@@ -106,11 +111,27 @@ def api(client: TestClient, account: Account) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def admin(client: TestClient, account: Account) -> Callable[..., Any]:
+def admin(
+    client: TestClient, account: Account, frozen_clock: time_machine.Coordinates
+) -> Callable[..., Any]:
     def call(method: str, path: str, **kw: Any) -> Any:
+        frozen_clock.shift(0.001)
         return client.request(method, f"/api/callbacks{path}", headers=account.org.headers(), **kw)
 
     return call
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates]:
+    """The wall clock stands still in a call-back test: the engine's delays (a hang-up
+    0.5 s after answering, a bridge after 1 s) are due when ``tick`` says, however long the
+    machine takes between two steps (a loaded machine made the 1-second margins flaky).
+    Each API call moves it by a millisecond, so requests keep their order in time.
+    A test with a live webhook deliverer keeps the real clock: its retries wait real
+    seconds."""
+    tick = "deliverer" in request.fixturenames
+    with time_machine.travel(datetime.now(UTC), tick=tick) as clock:
+        yield clock
 
 
 @pytest.fixture
