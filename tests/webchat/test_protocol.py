@@ -257,3 +257,39 @@ def test_typing_both_ways_and_limits(chat: Chat) -> None:
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
         assert closed.value.code == 1009
+
+
+def test_user_notification_on_webchat_reaches_the_visitor(
+    chat: Chat,
+    client: TestClient,
+    org: Org,
+    db: Database,
+    drain: Callable[[], int],
+    message: Callable[[str], Any],
+) -> None:
+    with chat.socket() as ws:  # the first message makes the visitor a contact
+        token = welcome(ws)
+        ws.send_json({"type": "message", "id": "c1", "text": "hello"})
+        ws.receive_json()
+    visitor = token.split(".")[0]
+    with db.read() as session:
+        contact = session.scalars(select(Contact).where(Contact.webchat_id == visitor)).one()
+        contact_id = contact.id
+    body = {
+        "contactId": contact_id,
+        "message": {"text": "Your order shipped"},
+        "channels": [{"name": "webchat"}],
+    }
+    with chat.socket(visitor=token) as ws:
+        welcome(ws)
+        r = client.post("/user/notifications/send", json=body, headers=org.token)
+        assert r.status_code == 200, r.text
+        mid = r.json()["id"]
+        drain()
+        got = ws.receive_json()
+        assert got["text"] == "Your order shipped"
+        ws.send_json({"type": "read", "id": got["id"]})
+        ws.send_json({"type": "x"})
+        ws.receive_json()
+    drain()
+    assert message(mid).status == "read"
