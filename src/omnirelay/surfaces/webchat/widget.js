@@ -30,7 +30,9 @@
   }
 
   var root = el("div", "omnirelay-webchat");
-  root.style.cssText = "position:fixed;right:16px;bottom:16px;z-index:2147483000;font:14px sans-serif";
+  root.style.cssText =
+    "position:fixed;right:16px;bottom:16px;z-index:2147483000;font:14px sans-serif;" +
+    "display:flex;flex-direction:column;align-items:flex-end";
   var button = el("button", "omnirelay-webchat-button", "Chat");
   button.type = "button";
   button.style.cssText = "border:0;border-radius:20px;padding:10px 16px;color:#fff;cursor:pointer";
