@@ -23,6 +23,7 @@ from omnirelay.surfaces.mount import SurfaceMount
 from omnirelay.surfaces.notify.app import create_notify_app
 from omnirelay.surfaces.notify.hot import HotSends
 from omnirelay.surfaces.platform.app import create_platform_app
+from omnirelay.surfaces.webchat.app import create_webchat_app
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def create_app(
     app.router.routes.append(SurfaceMount("/v3", create_notify_app(ctx)))
     app.router.routes.append(SurfaceMount("/3.0", create_callback_app(ctx)))
     app.router.routes.append(SurfaceMount("/hooks", create_hooks_app(ctx)))
+    app.router.routes.append(SurfaceMount("/webchat", create_webchat_app(ctx)))
     # Seed 002 lives at the root paths (/send, /device, ...): mounted last, it gets what
     # no other surface took.
     app.router.routes.append(SurfaceMount("", create_gateway_app(ctx)))

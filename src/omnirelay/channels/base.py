@@ -114,6 +114,7 @@ def _ensure_loaded() -> None:
             telegram,  # noqa: F401
             viber_bot,  # noqa: F401
             vk,  # noqa: F401
+            webchat,  # noqa: F401
             whatsapp_cloud,  # noqa: F401
         )
         from omnirelay.channels.smpp import adapter  # noqa: F401

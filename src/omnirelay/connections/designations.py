@@ -50,7 +50,7 @@ DESIGNATIONS: tuple[Designation, ...] = (
     Designation("viber", "Viber - business messages", "phone", "viber"),
     Designation("sms", "SMS", "phone", "sms"),
     Designation("notify", "Notify", "phone", None),
-    Designation("webchat", "Web chat", "id", None),
+    Designation("webchat", "Web chat", "id", "webchat"),
 )
 BY_NAME = {d.name: d for d in DESIGNATIONS}
 NAMES = tuple(BY_NAME)

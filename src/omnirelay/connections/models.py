@@ -15,7 +15,7 @@ CHANNELS = ("sms", "viber", "vk", "telegram")  # each organization gets a sandbo
 # WhatsApp is sent through gateway devices, each with its own connection (gateway/).
 DEVICE_CHANNELS = ("whatsapp",)
 # Channels an organization connects itself (no sandbox connection is made for it).
-OWN_CHANNELS = ("email",)
+OWN_CHANNELS = ("email", "webchat")
 
 
 class ChannelConnection(Base):

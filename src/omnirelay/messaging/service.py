@@ -166,6 +166,8 @@ class OrgView:
             return None
         if known and known.get(wire) not in (None, ""):
             return str(known[wire])
+        if known and wire == "webchatId" and known.get("id") not in (None, ""):
+            return str(known["id"])  # seed 004 calls the web chat's id field ``id``
         key = (wire, phone)
         if key not in self._recipients:
             from omnirelay.messengers import service as messengers

@@ -17,7 +17,7 @@ from omnirelay.messaging.email_steps import email_step
 from omnirelay.net.ssrf import IPNetwork, precheck
 from omnirelay.phones import InvalidPhone, parse_phone
 
-CHANNELS = ("sms", "viber", "vk", "telegram", "email")
+CHANNELS = ("sms", "viber", "vk", "telegram", "email", "webchat")
 # channel -> (min ttl, max ttl, default ttl); seed 001 and the wire notes. An email's
 # ttl also bounds its bounce window (docs/channels/email.md).
 TTL = {
@@ -26,9 +26,17 @@ TTL = {
     "vk": (60, 86400, 600),
     "telegram": (60, 86400, 600),
     "email": (60, 172800, 86400),
+    "webchat": (60, 86400, 600),
 }
 SIMPLE_TTL = (60, 86400, 300)
-TEXT_LIMIT = {"sms": 2000, "viber": 1000, "vk": 4096, "telegram": 4096, "email": 200_000}
+TEXT_LIMIT = {
+    "sms": 2000,
+    "viber": 1000,
+    "vk": 4096,
+    "telegram": 4096,
+    "email": 200_000,
+    "webchat": 4096,
+}
 MAX_AHEAD = timedelta(hours=72)
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 

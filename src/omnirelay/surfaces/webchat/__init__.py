@@ -1,0 +1,1 @@
+"""The web chat surface: the widget's script and its socket (/webchat)."""
