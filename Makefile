@@ -24,6 +24,7 @@ run: $(STAMP)
 ## test: the whole suite, on SQLite and on a throwaway PostgreSQL the harness starts
 test: $(STAMP)
 	scripts/ensure-postgres.sh
+	scripts/ensure-chromium.sh
 	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
