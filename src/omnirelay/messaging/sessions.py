@@ -172,11 +172,38 @@ def inbound(
         message_id=message_id,
     )
     repo.add_inbound(session, row)
+    if any(a.get("pending") for a in attachments or []):
+        return row  # its reply goes out when its files are in (media/fetch.py)
     if message_id is not None:
         message = repo.get(session, message_id)
         if message is not None:
             pipeline._reply(session, message, text, attachments or [])
     return row
+
+
+def set_attachment(session: Session, inbound_id: int, position: int, link: dict[str, Any]) -> None:
+    """An attachment of an inbound message once fetched (or given up on): ``link``
+    replaces its pending entry (keeping the name, type and size it had)."""
+    row = session.get(InboundMessage, inbound_id)
+    if row is None or not row.attachments or position >= len(row.attachments):
+        return
+    items = [dict(a) for a in row.attachments]
+    entry = {k: v for k, v in items[position].items() if k != "pending"}
+    entry.update(link)
+    if "mediaUrl" in entry:
+        entry.pop("error", None)
+    items[position] = entry
+    row.attachments = items  # a new list: JSON columns do not track changes in place
+
+
+def attachments_done(session: Session, inbound_id: int) -> None:
+    """Every file of an inbound message is in: the reply it was holding goes out."""
+    row = session.get(InboundMessage, inbound_id)
+    if row is None or row.message_id is None:
+        return
+    message = repo.get(session, row.message_id)
+    if message is not None:
+        pipeline._reply(session, message, row.text, list(row.attachments or []))
 
 
 def enqueue_inbound(
