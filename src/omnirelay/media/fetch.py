@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from omnirelay import wakeup
@@ -218,7 +218,3 @@ class FetchStep:
 
     def next_due(self, session: Session) -> datetime | None:
         return session.scalar(select(func.min(InboundFetch.due_at)))
-
-
-def purge(session: Session, inbound_ids: list[int]) -> None:
-    session.execute(delete(InboundFetch).where(InboundFetch.inbound_id.in_(inbound_ids)))
