@@ -119,6 +119,8 @@ class FetchStep:
             )
             .order_by(InboundFetch.due_at)
             .limit(limit)
+            # Two drains (PostgreSQL, several processes) never take the same rows.
+            .with_for_update(skip_locked=True)
         ).all()
         if not rows:
             return None
