@@ -63,6 +63,13 @@ class Runtime:
             db, ExpiryStep(), batch=500, poll_interval=settings.worker_poll_interval
         )
 
+        from omnirelay.media.fetch import FetchStep
+
+        # Inbound messages' files a provider only names, downloaded after they are stored.
+        self.attachments = Drain(
+            db, FetchStep(settings), batch=16, poll_interval=settings.worker_poll_interval
+        )
+
         from omnirelay.telegram.runner import TelegramRunner
 
         # Connects Telegram bots (setWebhook) and long-polls those without a public URL.
@@ -82,6 +89,7 @@ class Runtime:
     def start(self) -> None:
         self.dispatcher.start()
         self.expiry.start()
+        self.attachments.start()
         self.worker.start()
         self.deliverer.start()
         self.sessions.start()
@@ -99,5 +107,6 @@ class Runtime:
         self.sessions.stop()  # unbinds; what was not answered is queued again
         self.deliverer.stop()
         self.worker.stop()
+        self.attachments.stop()
         self.expiry.stop()
         self.dispatcher.stop()

@@ -33,6 +33,8 @@ from omnirelay.channels.base import (
     SendResult,
     register,
 )
+from omnirelay.media.fetch import FETCHERS, Download, TooLarge
+from omnirelay.media.storage import MAX_SIZE
 from omnirelay.net.provider_http import ProviderHTTP
 from omnirelay.net.ssrf import IPNetwork
 
@@ -380,6 +382,29 @@ class TelegramAdapter:
             raise RetriableError("unexpected answer from Telegram: getUpdates without a list")
         return result
 
+    def download(self, settings: Mapping[str, Any], file_id: str) -> Download:
+        """A file a user sent the bot: getFile, then its bytes from
+        ``{base_url}/file/bot<token>/<file_path>`` (both through ProviderHTTP). The size
+        Telegram states is checked before the download, the body's after."""
+        try:
+            config = TelegramConfig.from_settings(settings)
+        except ValueError as exc:
+            raise PermanentError(f"telegram settings: {exc}") from None
+        result = self.call(config, "getFile", {"file_id": file_id})
+        if not isinstance(result, dict) or not isinstance(result.get("file_path"), str):
+            raise PermanentError("Telegram getFile answered without a file_path")
+        size = result.get("file_size")
+        if isinstance(size, int) and size > MAX_SIZE:
+            raise TooLarge(size)
+        url = f"{config.base_url}/file/bot{config.bot_token}/{result['file_path']}"
+        answer = self.http.request("GET", url, timeout=config.timeout)
+        if answer.status_code >= 500 or answer.status_code == 429:
+            raise RetriableError(f"Telegram file download: HTTP {answer.status_code}")
+        if not answer.is_success:
+            raise PermanentError(f"Telegram file download: HTTP {answer.status_code}")
+        name = str(result["file_path"]).rsplit("/", 1)[-1] or None
+        return Download(answer.content, name, answer.headers.get("content-type"))
+
     def close(self) -> None:
         self.http.close()
 
@@ -395,6 +420,9 @@ def _snippet(answer: httpx.Response) -> str:
     return answer.content[:80].decode("utf-8", errors="replace")
 
 
-register(TelegramAdapter())
+_adapter = TelegramAdapter()
+register(_adapter)
+# Inbound photos and documents are downloaded by the inbound.attachments drain (ADR 37).
+FETCHERS["telegram"] = _adapter.download
 
 __all__ = ["TelegramAdapter", "TelegramConfig", "build_request", "error_for", "keyboard"]

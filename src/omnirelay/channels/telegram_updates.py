@@ -68,6 +68,16 @@ def read_start(bot_token: str, payload: str) -> StartLink | None:
 
 
 @dataclass(frozen=True)
+class TgFile:
+    """A file a message carries, by Telegram's ``file_id`` (downloaded later: getFile)."""
+
+    file_id: str
+    name: str | None
+    content_type: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
 class Inbound:
     """One message a user sent the bot."""
 
@@ -81,6 +91,28 @@ class Inbound:
     shared_phone: str | None = None  # a contact the user shared of themselves, digits
     username: str | None = None
     name: str | None = None
+    files: tuple[TgFile, ...] = ()  # a photo (its largest size), a document, ...
+
+
+def _files(message: dict[str, Any]) -> tuple[TgFile, ...]:
+    found: list[TgFile] = []
+    photo = message.get("photo")
+    if isinstance(photo, list) and photo and isinstance(photo[-1], dict):
+        largest = photo[-1]  # Telegram lists a photo's sizes smallest first
+        if isinstance(largest.get("file_id"), str):
+            found.append(TgFile(largest["file_id"], "photo.jpg", "image/jpeg", _int(largest)))
+    for kind in ("document", "video", "audio", "voice", "animation"):
+        item = message.get(kind)
+        if isinstance(item, dict) and isinstance(item.get("file_id"), str):
+            name = item.get("file_name") if isinstance(item.get("file_name"), str) else None
+            mime = item.get("mime_type") if isinstance(item.get("mime_type"), str) else None
+            found.append(TgFile(item["file_id"], name, mime, _int(item)))
+    return tuple(found)
+
+
+def _int(item: dict[str, Any]) -> int | None:
+    value = item.get("file_size")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def update_id(update: Any) -> int | None:
@@ -129,6 +161,7 @@ def parse_update(update: Any) -> Inbound | None:
         shared_phone=shared,
         username=username,
         name=first,
+        files=_files(message),
     )
 
 

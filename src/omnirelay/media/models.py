@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnirelay.db import Base, UTCDateTime, utcnow
+from omnirelay.webhooks.models import BigId
 
 
 class MediaSlot(Base):
@@ -31,3 +32,26 @@ class MediaSlot(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class InboundFetch(Base):
+    """An inbound message's attachment still to download from its provider (a Telegram
+    file id, ...): claimed by the ``inbound.attachments`` drain (media/fetch.py), removed
+    once the file is stored or given up on."""
+
+    __tablename__ = "inbound_fetches"
+    __table_args__ = (Index("ix_inbound_fetches_due_at", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    inbound_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    connection_id: Mapped[int] = mapped_column(BigInteger)
+    provider: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(Text)  # the provider's reference of the file
+    position: Mapped[int] = mapped_column(Integer)  # its place in the message's attachments
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    tries: Mapped[int] = mapped_column(Integer, default=0)

@@ -75,3 +75,16 @@ class S3Storage:
             fields={str(k): str(v) for k, v in post["fields"].items()},
             media_url=f"{self.public_url}/{quote(key)}",
         )
+
+    def put(self, plan: Plan, base_url: str, data: bytes) -> Target:
+        key = f"{self.prefix}{plan.link_token}/{plan.filename}"
+        extra: dict[str, Any] = {"ACL": self.acl} if self.acl else {}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=plan.content_type, **extra
+            )
+        except Exception as exc:  # botocore's: the bucket refused or is unreachable
+            raise StorageUnavailable(
+                "storage_unavailable", f"The media bucket did not store the file: {exc}"
+            ) from exc
+        return Target(key=key, url="", fields={}, media_url=f"{self.public_url}/{quote(key)}")

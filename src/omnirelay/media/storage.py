@@ -49,6 +49,11 @@ class Storage(Protocol):
         reached (``https://host/user``); a bucket ignores it."""
         ...
 
+    def put(self, plan: Plan, base_url: str, data: bytes) -> Target:
+        """Store ``data`` as the file of ``plan`` (an inbound message's attachment, which
+        omnirelay itself holds): its key and link. I/O; never inside a transaction."""
+        ...
+
 
 def new_plan(filename: str, content_type: str, expires_at: datetime) -> Plan:
     return Plan(
@@ -84,6 +89,19 @@ class LocalStorage:
             fields={"Content-Type": plan.content_type, "token": plan.upload_token},
             media_url=f"{base}/media/files/{plan.link_token}/{quote(plan.filename)}",
         )
+
+    def put(self, plan: Plan, base_url: str, data: bytes) -> Target:
+        target = self.target(plan, base_url)
+        incoming = self.new_incoming()
+        try:
+            incoming.write_bytes(data)
+            self.place(incoming, target.key)
+        finally:
+            incoming.unlink(missing_ok=True)
+        return target
+
+    def remove(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
 
     def new_incoming(self) -> Path:
         self.incoming.mkdir(parents=True, exist_ok=True)

@@ -162,5 +162,8 @@ class InboundMessage(Base):
     address: Mapped[str | None] = mapped_column(String(320), nullable=True)
     to: Mapped[str | None] = mapped_column(String(100), nullable=True)
     text: Mapped[str] = mapped_column(Text)
+    # Files it carried, as stored in the media storage (media/inbound.py): each
+    # {mediaUrl, name, contentType, size} or {name, contentType, size, error}.
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

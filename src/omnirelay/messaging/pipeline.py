@@ -437,7 +437,14 @@ def _report(session: Session, message: Message, attempt: MessageAttempt, status:
         )
 
 
-def _reply(session: Session, message: Message, text: str) -> None:
+def _reply(
+    session: Session,
+    message: Message,
+    text: str,
+    attachments: list[dict[str, Any]] | None = None,
+) -> None:
+    """An end user's answer to ``message``: its surface's hook, and its ``reply`` URL
+    (``attachments``: the files it carried, as kept in the media storage; additive)."""
     hook = REPLY_HOOKS.get(message.method)
     if hook is not None:
         hook(session, message, text)
@@ -452,6 +459,7 @@ def _reply(session: Session, message: Message, text: str) -> None:
                 "text": text,
                 "date": utcnow().strftime("%Y-%m-%d %H:%M:%S"),
                 "custom_id": message.custom_id,
+                "attachments": attachments or [],
             },
             ordering_key=message.id,
         )

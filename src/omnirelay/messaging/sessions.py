@@ -142,13 +142,15 @@ def inbound(
     reply_to: str | None = None,
     address: str | None = None,
     provider_message_id: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> InboundMessage:
     """An end user's message: a reply to ``reply_to`` (a message id the provider handed
     back, already checked by the caller), or to the message it names (an email's
     In-Reply-To, as ``provider_message_id``), or else to the latest message sent to them
     through this connection (to its ``reply`` URL), kept either way. A stop/start keyword
     changes the block list (opt-out: every channel's inbound comes here or to
-    pipeline.apply_event)."""
+    pipeline.apply_event). ``attachments``: its files as stored in the media storage
+    (media/inbound.py), kept on the row and passed on to the ``reply`` URL."""
     message_id = reply_to
     if message_id is None and provider_message_id is not None:
         named = repo.attempt_by_provider_id(session, connection_id, provider_message_id)
@@ -166,14 +168,42 @@ def inbound(
         address=address,
         to=to,
         text=text,
+        attachments=attachments or None,
         message_id=message_id,
     )
     repo.add_inbound(session, row)
+    if any(a.get("pending") for a in attachments or []):
+        return row  # its reply goes out when its files are in (media/fetch.py)
     if message_id is not None:
         message = repo.get(session, message_id)
         if message is not None:
-            pipeline._reply(session, message, text)
+            pipeline._reply(session, message, text, attachments or [])
     return row
+
+
+def set_attachment(session: Session, inbound_id: int, position: int, link: dict[str, Any]) -> None:
+    """An attachment of an inbound message once fetched (or given up on): ``link``
+    replaces its pending entry (keeping the name, type and size it had)."""
+    row = session.get(InboundMessage, inbound_id)
+    if row is None or not row.attachments or position >= len(row.attachments):
+        return
+    items = [dict(a) for a in row.attachments]
+    entry = {k: v for k, v in items[position].items() if k != "pending"}
+    entry.update(link)
+    if "mediaUrl" in entry:
+        entry.pop("error", None)
+    items[position] = entry
+    row.attachments = items  # a new list: JSON columns do not track changes in place
+
+
+def attachments_done(session: Session, inbound_id: int) -> None:
+    """Every file of an inbound message is in: the reply it was holding goes out."""
+    row = session.get(InboundMessage, inbound_id)
+    if row is None or row.message_id is None:
+        return
+    message = repo.get(session, row.message_id)
+    if message is not None:
+        pipeline._reply(session, message, row.text, list(row.attachments or []))
 
 
 def enqueue_inbound(
@@ -183,10 +213,10 @@ def enqueue_inbound(
     phone: str,
     to: str,
     text: str,
-    **more: str | None,
+    **more: Any,
 ) -> None:
     """``more``: ``inbound``'s keyword arguments (channel, reply_to, address,
-    provider_message_id)."""
+    provider_message_id, attachments)."""
     payload: dict[str, Any] = {"connection_id": connection_id, "phone": phone, "to": to}
     payload["text"] = text
     payload.update(

@@ -46,4 +46,5 @@ def inbound(session: Session, job: JobContext) -> None:
         reply_to=p.get("reply_to"),
         address=p.get("address"),
         provider_message_id=p.get("provider_message_id"),
+        attachments=p.get("attachments"),
     )

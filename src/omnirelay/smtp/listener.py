@@ -27,7 +27,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from omnirelay.channels.smtp.addresses import BadAddress, mailbox_key, normalize
 from omnirelay.channels.smtp.inbound import parse
 from omnirelay.config import Settings
-from omnirelay.db import Database
+from omnirelay.db import Database, utcnow
+from omnirelay.media import inbound as media
+from omnirelay.media.storage import LocalStorage, from_settings
 from omnirelay.smtp import service
 from omnirelay.smtp.service import Mailbox
 
@@ -56,6 +58,7 @@ class MailListener:
             parse_listen(settings.smtp_listen) if settings.smtp_listen else ("127.0.0.1", 0)
         )
         self.db = db
+        self.settings = settings
         self.host = host if host is not None else listen_host
         self.port = port if port is not None else listen_port
         self.hostname = settings.smtp_hostname or socket.gethostname()  # no DNS here
@@ -178,9 +181,34 @@ class MailListener:
         """In the executor: parse and apply, one transaction for every recipient."""
         event = parse(data, mail_from)
         done: list[str] = []
-        with self.db.transaction() as session:
-            for recipient, box in boxes:
-                done.append(service.apply(session, box, recipient, event))
+        # A reply's attachments go to the media storage first, with no transaction open
+        # (a bucket is a network call); once per organization, each with its own links.
+        files: dict[str, list[media.Stored]] = {}
+        storage = None
+        if event.kind == "reply" and event.files:
+            storage = from_settings(self.settings)
+            base = self.settings.public_url.rstrip("/") + "/user"
+            for _, box in boxes:
+                if box.organization_id not in files:
+                    files[box.organization_id] = [
+                        media.store(storage, base, f.data, f.filename, f.content_type, i)
+                        for i, f in enumerate(event.files)
+                    ]
+        try:
+            with self.db.transaction() as session:
+                kept: dict[str, list[dict[str, Any]]] = {}
+                for org, stored in files.items():
+                    kept[org] = media.register(session, org, stored, utcnow())
+                for recipient, box in boxes:
+                    attachments = kept.get(box.organization_id)
+                    done.append(service.apply(session, box, recipient, event, attachments))
+        except BaseException:
+            # Not accepted: the sender tries again; files of this try are not kept.
+            for stored in files.values():
+                for file in stored:
+                    if file.key is not None and isinstance(storage, LocalStorage):
+                        storage.remove(file.key)
+            raise
         self.outcomes.update(done)
 
 

@@ -9,6 +9,7 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -54,9 +55,16 @@ def mailboxes(session: Session) -> dict[str, Mailbox]:
     return out
 
 
-def apply(session: Session, box: Mailbox, recipient: str, event: MailEvent) -> str:
+def apply(
+    session: Session,
+    box: Mailbox,
+    recipient: str,
+    event: MailEvent,
+    attachments: list[dict[str, Any]] | None = None,
+) -> str:
     """Apply one parsed email for one of its recipients; what was done (for the log and
-    the tests): bounce, delivered, reply, ignored, unmatched."""
+    the tests): bounce, delivered, reply, ignored, unmatched. ``attachments``: a reply's
+    files as already stored (media/inbound.py)."""
     if event.kind in ("ignored", "delayed"):
         return "ignored"
     attempt = repo.attempt_by_provider_id(session, box.connection_ids, event.references)
@@ -71,6 +79,7 @@ def apply(session: Session, box: Mailbox, recipient: str, event: MailEvent) -> s
             channel="email",
             address=event.sender,
             provider_message_id=attempt.provider_message_id if attempt is not None else None,
+            attachments=attachments or None,
         )
         return "reply"
     connection_id, pid = (

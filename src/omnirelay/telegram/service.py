@@ -21,6 +21,7 @@ from omnirelay.contacts import repository as contacts_repo
 from omnirelay.contacts import service as contacts
 from omnirelay.contacts.models import Contact
 from omnirelay.db import utcnow
+from omnirelay.media import fetch
 from omnirelay.messaging import sessions
 from omnirelay.messaging.pipeline import IN_FLIGHT
 from omnirelay.queue.service import NewJob, enqueue_many
@@ -132,13 +133,34 @@ def apply_update(session: Session, organization_id: str, connection_id: int, upd
     text = inbound.text
     if inbound.start is not None:
         text = "/start"  # the link's payload is omnirelay's, not the user's words
-    if not text:
-        return  # a sticker, a photo without caption: nothing to reply with
+    if not text and not inbound.files:
+        return  # a sticker: nothing to reply with
     phone = contact.phone.lstrip("+") if contact is not None and contact.phone else ""
     sender = connection.senders[0] if connection.senders else ""
-    sessions.inbound(
-        session, organization_id, connection_id, phone, sender, text, channel="telegram"
+    # Files are downloaded after this transaction (media/fetch.py): pending until then.
+    pending = [
+        {"name": f.name, "contentType": f.content_type, "size": f.size, "pending": True}
+        for f in inbound.files
+    ]
+    row = sessions.inbound(
+        session,
+        organization_id,
+        connection_id,
+        phone,
+        sender,
+        text,
+        channel="telegram",
+        attachments=pending or None,
     )
+    if pending:
+        fetch.add(
+            session,
+            organization_id,
+            row.id,
+            connection_id,
+            "telegram",
+            [(i, f.file_id) for i, f in enumerate(inbound.files)],
+        )
 
 
 def _contact(

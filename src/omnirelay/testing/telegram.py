@@ -49,6 +49,7 @@ MAX_BODY = 1 << 20
 MAX_RECORDS = 100_000
 SENDS = ("sendMessage", "sendPhoto", "sendDocument")
 _PATH = re.compile(r"/bot([^/]+)/([A-Za-z]+)")
+_FILE = re.compile(r"/file/bot([^/]+)/([A-Za-z0-9_./-]+)")
 
 
 def tg_error(code: int, description: str, *, retry_after: int | None = None) -> Answer:
@@ -91,6 +92,9 @@ class TelegramPeer:
         self.webhook: dict[str, Any] | None = None
         self.updates: list[dict[str, Any]] = []  # not yet confirmed by an offset
         self.methods: list[str] = []  # every method called, in order
+        self.files: dict[str, bytes] = {}  # file_id -> content, for getFile and /file/
+        self.downloads: list[str] = []  # file paths downloaded
+        self.file_sizes: dict[str, int] = {}  # a size getFile states other than the real one
         self._cond = threading.Condition()
         self._ids = itertools.count(1)
         self._sends = itertools.count(1)
@@ -191,6 +195,51 @@ class TelegramPeer:
             self._cond.notify_all()
         return update
 
+    def add_file(self, data: bytes) -> str:
+        """A file a user sent (its ``file_id``): getFile answers its path, and
+        ``GET /file/bot<token>/<path>`` serves it."""
+        file_id = f"AgAC{next(self._ids):08d}x"
+        self.files[file_id] = data
+        return file_id
+
+    def user_photo(self, chat_id: int, data: bytes, caption: str | None = None) -> dict[str, Any]:
+        """A photo from a user (a small and a full size, as Telegram sends), queued."""
+        thumb, full = self.add_file(data[:64]), self.add_file(data)
+        sizes = [
+            {"file_id": thumb, "file_unique_id": thumb, "width": 90, "height": 90},
+            {"file_id": full, "file_unique_id": full, "width": 800, "height": 600},
+        ]
+        sizes[0]["file_size"], sizes[1]["file_size"] = len(data[:64]), len(data)
+        extra: dict[str, Any] = {"photo": sizes}
+        if caption is not None:
+            extra["caption"] = caption
+        return self.user_message(chat_id, None, **extra)
+
+    def user_document(
+        self,
+        chat_id: int,
+        data: bytes,
+        file_name: str,
+        mime_type: str,
+        caption: str | None = None,
+        file_size: int | None = None,
+    ) -> dict[str, Any]:
+        """A document from a user, queued (``file_size``: what Telegram states)."""
+        file_id = self.add_file(data)
+        if file_size is not None:
+            self.file_sizes[file_id] = file_size
+        document = {
+            "file_id": file_id,
+            "file_unique_id": file_id,
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": len(data) if file_size is None else file_size,
+        }
+        extra: dict[str, Any] = {"document": document}
+        if caption is not None:
+            extra["caption"] = caption
+        return self.user_message(chat_id, None, **extra)
+
     def post_update(self, url: str, update: dict[str, Any], secret: str | None = None) -> int:
         """POST an update to a webhook as Telegram does (``secret``: the header's value,
         default the one setWebhook was given). Loopback only. The HTTP status."""
@@ -227,6 +276,10 @@ class TelegramPeer:
             self._answer(handler, tg_error(413, "Request Entity Too Large"))
             return
         raw = handler.rfile.read(length) if length else b""
+        download = _FILE.fullmatch(urlsplit(handler.path).path)
+        if download is not None:
+            self._download(handler, *download.groups())
+            return
         match = _PATH.fullmatch(urlsplit(handler.path).path)
         if match is None:
             self._answer(handler, tg_error(404, "Not Found"))
@@ -241,7 +294,32 @@ class TelegramPeer:
             del self.methods[:-MAX_RECORDS]
         self._answer(handler, self._route(method, body))
 
+    def _download(self, handler: BaseHTTPRequestHandler, token: str, path: str) -> None:
+        data = self.files.get(path.rsplit("/", 1)[-1]) if token == self.token else None
+        if data is None:
+            self._answer(handler, tg_error(404, "Not Found"))
+            return
+        with self._cond:
+            self.downloads.append(path)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
     def _route(self, method: str, body: dict[str, Any]) -> Answer:
+        if method == "getFile":
+            file_id = str(body.get("file_id") or "")
+            if file_id not in self.files:
+                return tg_error(400, "Bad Request: invalid file_id")
+            return _ok(
+                {
+                    "file_id": file_id,
+                    "file_unique_id": file_id,
+                    "file_size": self.file_sizes.get(file_id, len(self.files[file_id])),
+                    "file_path": f"documents/{file_id}",
+                }
+            )
         if method == "getMe":
             return _ok(
                 {

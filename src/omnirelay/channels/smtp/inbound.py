@@ -35,6 +35,15 @@ _ORIGINAL = re.compile(r"^-{2,} ?Original Message ?-{2,}$", re.I)
 
 
 @dataclass(frozen=True)
+class MailFile:
+    """A reply's attached file, as the mail carried it (stored by the listener)."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class MailEvent:
     kind: str  # "bounce" | "delivered" | "delayed" | "reply" | "ignored"
     references: tuple[str, ...] = ()  # candidate provider message ids, best first
@@ -44,6 +53,7 @@ class MailEvent:
     status: str | None = None  # a DSN's "5.1.1"
     code: int | None = None  # the seed 001 code of a bounce
     diagnostic: str | None = None  # what the reporting server said
+    files: tuple[MailFile, ...] = ()  # a reply's attachments
 
 
 def parse(data: bytes, envelope_sender: str | None = None) -> MailEvent:
@@ -82,6 +92,7 @@ def _classify(message: Message, envelope_sender: str | None) -> MailEvent:
         sender=sender,
         subject=subject,
         text=_cut(new_text(_first_text(message))),
+        files=_files(message),
     )
 
 
@@ -171,6 +182,26 @@ def _first_text(message: Message) -> str:
         if part.get_content_maintype() == "text" and not attached:
             return _content(part)
     return ""
+
+
+def _files(message: Message) -> tuple[MailFile, ...]:
+    """The attachments (``Content-Disposition: attachment``, or a named non-text part
+    shown inline, such as a pasted image), decoded; a part that does not decode is left
+    out."""
+    if not isinstance(message, EmailMessage):
+        return ()
+    found: list[MailFile] = []
+    for part in message.walk():
+        if part.is_multipart() or part is message:  # a single-part mail is its text
+            continue
+        disposition = part.get_content_disposition()
+        named = part.get_filename() is not None
+        if disposition != "attachment" and not (named and part.get_content_maintype() != "text"):
+            continue
+        data = part.get_payload(decode=True)
+        if isinstance(data, bytes):
+            found.append(MailFile(part.get_filename(), part.get_content_type(), data))
+    return tuple(found)
 
 
 def _content(part: Message) -> str:
