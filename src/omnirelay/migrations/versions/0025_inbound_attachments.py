@@ -2,7 +2,7 @@
 media storage (direct link, name, content type, size; or why one was not stored)
 
 Revision ID: 0025
-Revises: 0022
+Revises: 0023
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from omnirelay.db import UTCDateTime
 
 revision = "0025"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
