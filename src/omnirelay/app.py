@@ -23,6 +23,7 @@ from omnirelay.surfaces.mount import SurfaceMount
 from omnirelay.surfaces.notify.app import create_notify_app
 from omnirelay.surfaces.notify.hot import HotSends
 from omnirelay.surfaces.platform.app import create_platform_app
+from omnirelay.surfaces.platform.hot import HotNotifications
 from omnirelay.surfaces.webchat.app import create_webchat_app
 
 log = logging.getLogger(__name__)
@@ -90,5 +91,6 @@ def create_app(
     # Seed 002 lives at the root paths (/send, /device, ...): mounted last, it gets what
     # no other surface took.
     app.router.routes.append(SurfaceMount("", create_gateway_app(ctx)))
-    app.hot = HotSends(app.routed, ctx)
+    # /v3's single sends, then /user/notifications/send, before FastAPI (ADR 24, 36).
+    app.hot = HotSends(HotNotifications(app.routed, ctx), ctx)
     return app

@@ -130,7 +130,9 @@ def _forward(
             connection_id,
             status,
         )
-        reporter(session, report)
+        made = reporter(session, report)
+        if made is not None:
+            reports.append(made)
     if state.report_url:
         reports.append(
             webhooks.NewEvent(

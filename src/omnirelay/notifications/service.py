@@ -122,6 +122,45 @@ def event_body(message_id: str, status: str, channel: str, desc: str | None) -> 
     return {"id": message_id, "status": status, "channel": channel, "statusDetails": {"desc": desc}}
 
 
+def event(
+    session: Session,
+    organization_id: str,
+    message_id: str,
+    status: str,
+    channel: str,
+    desc: str | None,
+) -> webhooks.NewEvent | None:
+    """``{type, name, data, secret}`` for the callback server, if one is set (None
+    otherwise); one notification's events arrive in order (its id is the ordering key).
+    The callback is read once per transaction and organization (a session is one
+    transaction: db.transaction); the ORM's get, even from its identity map, was most of
+    the reporter's cost on the set-based paths (profile in docs/performance.md)."""
+    known: dict[str, tuple[str, str | None] | None] = session.info.setdefault(
+        "omnirelay_callbacks", {}
+    )
+    if organization_id not in known:
+        row = session.get(WebhookSettings, organization_id)
+        known[organization_id] = (
+            (row.callback_url, row.callback_secret)
+            if row is not None and row.callback_url
+            else None
+        )
+    callback = known[organization_id]
+    if callback is None:
+        return None
+    url, secret = callback
+    # Seed 004 writes this event with ``type``; the other callback events carry ``name``:
+    # both, as contacts/events.py does, so a receiver written for either finds it.
+    body: dict[str, Any] = {
+        "type": EVENT,
+        "name": EVENT,
+        "data": event_body(message_id, status, channel, desc),
+    }
+    if secret is not None:
+        body["secret"] = secret
+    return webhooks.NewEvent(organization_id, url, EVENT, body, ordering_key=message_id)
+
+
 def emit(
     session: Session,
     organization_id: str,
@@ -130,21 +169,10 @@ def emit(
     channel: str,
     desc: str | None,
 ) -> None:
-    """``{type, name, data, secret}`` to the callback server, if one is set; one
-    notification's events arrive in order (its id is the ordering key)."""
-    row = session.get(WebhookSettings, organization_id)
-    if row is None or not row.callback_url:
-        return
-    # Seed 004 writes this event with ``type``; the other callback events carry ``name``:
-    # both, as contacts/events.py does, so a receiver written for either finds it.
-    body: dict[str, Any] = {
-        "type": EVENT,
-        "name": EVENT,
-        "data": event_body(message_id, status, channel, desc),
-    }
-    if row.callback_secret is not None:
-        body["secret"] = row.callback_secret
-    webhooks.emit(session, organization_id, row.callback_url, EVENT, body, ordering_key=message_id)
+    """Write the callback event of :func:`event` in the caller's transaction."""
+    made = event(session, organization_id, message_id, status, channel, desc)
+    if made is not None:
+        webhooks.emit_many(session, [made])
 
 
 def designation(session: Session, channel: str, connection_id: int) -> str:
@@ -156,16 +184,17 @@ def designation(session: Session, channel: str, connection_id: int) -> str:
     return (designations.of(row) if row is not None else None) or channel
 
 
-def on_status(session: Session, report: StatusReport) -> None:
+def on_status(session: Session, report: StatusReport) -> webhooks.NewEvent | None:
     """The pipeline's reporter of these messages (``sent`` of each step tried, then the
-    final status), from its per-message and its set-based paths alike."""
+    final status), from its per-message and its set-based paths alike: the event to
+    write, which the set-based paths write with their batch's in one INSERT."""
     wire = wire_status(report.status, report.code)
     if report.status in pipeline.FAILED:
         desc = report.error or f"The message is {report.status}"
     else:
         desc = DESCRIPTIONS.get(report.status, report.status)
     channel = designation(session, report.channel, report.connection_id)
-    emit(session, report.organization_id, report.message_id, wire, channel, desc)
+    return event(session, report.organization_id, report.message_id, wire, channel, desc)
 
 
 def install() -> None:

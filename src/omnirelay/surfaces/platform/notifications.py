@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnirelay.contacts import unit
+from omnirelay.context import AppContext
 from omnirelay.messaging.validation import Draft
 from omnirelay.notifications import schemas
 from omnirelay.notifications import service as notifications
@@ -77,13 +78,9 @@ class Sent(BaseModel):
     id: str
 
 
-@router.post("/send", response_model=Sent)
-async def send(ctx: Ctx, org_id: OrgId, body: NotificationBody) -> Sent:
-    """Send a notification to a contact found (or created) by `phone`, or named by
-    `contactId`, through the first of `channels` that reaches it (the contact has the
-    channel's id, a connection serves it, the channel takes the text and attachments).
-    Every status change goes to the callback server as `notification_message_updated`."""
-    request = schemas.request(
+def to_request(body: NotificationBody) -> schemas.Request:
+    """The checks that need no database (raises the surface's DomainError)."""
+    return schemas.request(
         phone=body.phone,
         contact_id=body.contactId,
         text=body.message.text,
@@ -97,6 +94,11 @@ async def send(ctx: Ctx, org_id: OrgId, body: NotificationBody) -> Sent:
             else [(c.name, list(c.connections), c.ttl) for c in body.channels]
         ),
     )
+
+
+async def accept(ctx: AppContext, org_id: str, request: schemas.Request) -> str:
+    """The notification's id once committed; the work of the route and of the hot path
+    (surfaces/platform/hot.py) alike."""
 
     def plan() -> Draft | None:
         with ctx.db.read() as session:
@@ -112,5 +114,15 @@ async def send(ctx: Ctx, org_id: OrgId, body: NotificationBody) -> Sent:
     # the rest takes a write transaction of its own.
     draft = await run_in_threadpool(plan)
     if draft is not None:
-        return Sent(id=await ctx.accepts.accept(org_id, draft))
-    return Sent(id=await run_in_threadpool(write))
+        return await ctx.accepts.accept(org_id, draft)
+    return await run_in_threadpool(write)
+
+
+@router.post("/send", response_model=Sent)
+async def send(ctx: Ctx, org_id: OrgId, body: NotificationBody) -> Sent:
+    """Send a notification to a contact found (or created) by `phone`, or named by
+    `contactId`, through the first of `channels` that reaches it (the contact has the
+    channel's id, a connection serves it, the channel takes the text and attachments).
+    Every status change goes to the callback server as `notification_message_updated`.
+    (Most requests are answered before this route, by the same work: hot.py.)"""
+    return Sent(id=await accept(ctx, org_id, to_request(body)))
