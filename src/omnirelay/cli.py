@@ -45,15 +45,33 @@ def migrate() -> None:
 @click.option("--host", default=None, help="Address to listen on (default OMNIRELAY_HOST).")
 @click.option("--port", default=None, type=int, help="Port (default OMNIRELAY_PORT).")
 @click.option("--no-workers", is_flag=True, help="Serve HTTP only; run `omnirelay worker` apart.")
-def serve(host: str | None, port: int | None, no_workers: bool) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 2),
+    default=1,
+    help="2: the workers in a child process (a second core; ADR 34).",
+)
+def serve(host: str | None, port: int | None, no_workers: bool, processes: int) -> None:
     """Run the HTTP API (and, unless --no-workers, the workers) in this process."""
     import uvicorn
 
     from omnirelay.app import create_app
+    from omnirelay.workerchild import WorkerChild
 
     settings = get_settings()
     _setup_logging(settings)
-    app = create_app(settings, run_workers=not no_workers)
+    child = WorkerChild().start() if processes == 2 and not no_workers else None
+    app = create_app(settings, run_workers=not no_workers and child is None)
+    try:
+        _run_http(uvicorn, app, settings, host, port)
+    finally:
+        if child is not None:
+            child.stop()
+
+
+def _run_http(
+    uvicorn: Any, app: Any, settings: Settings, host: str | None, port: int | None
+) -> None:
     uvicorn.run(
         app,
         host=host or settings.host,
@@ -69,10 +87,15 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option("--exit-with-parent", type=int, default=None, hidden=True)
+def worker(exit_with_parent: int | None) -> None:
     """Run workers only (jobs and webhook deliveries) until SIGTERM/SIGINT."""
     from omnirelay.runtime import Runtime
 
+    if exit_with_parent is not None:  # the child of `serve --processes 2`
+        from omnirelay.workerchild import exit_with_parent as follow
+
+        follow(exit_with_parent)
     settings = get_settings()
     _setup_logging(settings)
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
