@@ -2,7 +2,8 @@
 that every message that got a success answer reaches a final status and its final report.
 
 omnirelay runs as a user runs it, as subprocesses on a fresh database: on SQLite one
-``omnirelay serve`` (HTTP and workers in one process); on PostgreSQL ``omnirelay serve``
+``omnirelay serve`` (HTTP and workers in one process), or with ``--workers 1`` ``serve
+--no-workers`` beside one ``omnirelay worker`` (ADR 34); on PostgreSQL ``omnirelay serve``
 plus ``--workers`` ``omnirelay worker`` processes. The organization sends SMS over an
 ``smpp`` connection to an SMSC on loopback (``omnirelay.testing.smsc``, built on
 ``smpp34``), and every message carries a ``report`` URL of a receiver in this process
@@ -153,9 +154,12 @@ class Cluster:
     """The omnirelay processes, each in its own process group so that a kill takes every
     child with it, and all of them stopped on exit."""
 
-    def __init__(self, env: dict[str, str], port: int, workers: int, logdir: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int, workers: int, logdir: Path, *, http_only: bool
+    ) -> None:
         self.env = env
         self.port = port
+        self.http_only = http_only  # serve --no-workers (SQLite's two processes, ADR 34)
         self.roles = ["serve"] + [f"worker{i}" for i in range(1, workers + 1)]
         self.logdir = logdir
         self.procs: dict[str, Proc] = {}
@@ -165,6 +169,8 @@ class Cluster:
     def start(self, role: str) -> None:
         if role == "serve":
             args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            if self.http_only:
+                args.append("--no-workers")
         else:
             args = ["worker"]
         log = open(self.logdir / f"{role}.log", "a")  # noqa: SIM115 (closed in stop())
@@ -605,7 +611,9 @@ async def _run(args: argparse.Namespace, db: Database, logdir: Path) -> bool:
         # worker takes them; a shorter one keeps the test short (heartbeats renew it).
         "OMNIRELAY_JOB_LEASE_SECONDS": str(args.job_lease),
     }
-    cluster = Cluster(env, port, args.workers, logdir)
+    cluster = Cluster(
+        env, port, args.workers, logdir, http_only=args.db == "sqlite" and args.workers > 0
+    )
     smsc.start()
     try:
         token = await asyncio.to_thread(_org, db, smsc.port)
@@ -820,8 +828,6 @@ def main() -> None:
         args.seed = random.SystemRandom().randrange(1_000_000)
     if args.workers is None:
         args.workers = 1 if args.db == "postgresql" else 0
-    if args.db == "sqlite" and args.workers:
-        parser.error("SQLite has one process: --workers 0")
     if args.kills < 1:
         parser.error("--kills must be at least 1")
 

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # Workers (the job queue).
     worker_concurrency: int = 4
     worker_poll_interval: float = 5.0
+    # An idle poller backs off from worker_poll_interval to this (ADR 34): commits wake
+    # it at once; the poll only catches what no wake-up reaches (another SQLite process).
+    worker_idle_interval: float = 2.0
     job_lease_seconds: float = 300.0
     job_max_attempts: int = 10
     job_backoff_base_seconds: float = 2.0

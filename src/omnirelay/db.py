@@ -7,6 +7,8 @@ job runner) opens exactly one transaction with :meth:`Database.transaction`.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -118,9 +120,21 @@ class WriteTurns:
     of the time and a request could wait a second behind a drain that wrote again first
     (measured: the accept path fell from 3,100 to 130 requests/s with the workers on).
     Within one process the threads now queue here instead; SQLite's handler is left for
-    other processes. Re-entrant, like the nested use it guards against."""
+    other processes. Re-entrant, like the nested use it guards against.
 
-    def __init__(self) -> None:
+    Between processes (``serve --no-workers`` beside ``omnirelay worker``) the same sleep
+    would stall both: with ``lock_path`` the turn also holds an exclusive ``flock`` on
+    that file, on which the other process blocks in the kernel and is woken the moment
+    it is released (ADR 34). A process killed with the lock loses it with its file
+    descriptors; a writer that does not take it (the sqlite3 shell) still meets SQLite's
+    busy handler."""
+
+    def __init__(self, lock_path: str | None = None) -> None:
+        self._lock_fd = (
+            os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            if lock_path is not None
+            else None
+        )
         self._cond = threading.Condition(threading.Lock())
         self._next = 0  # the next ticket to hand out
         self._serving = 0  # the ticket whose turn it is
@@ -138,8 +152,20 @@ class WriteTurns:
             while self._serving != ticket:
                 self._cond.wait()
             self._owner, self._depth = me, 1
+        if self._lock_fd is not None:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+            except BaseException:
+                self._release()
+                raise
 
     def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            if self._depth == 1 and self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        self._release()
+
+    def _release(self) -> None:
         with self._cond:
             self._depth -= 1
             if self._depth == 0:
@@ -165,7 +191,15 @@ class Database:
             else self.engine
         )
         self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
-        self.write_turns = WriteTurns() if parsed.get_backend_name() == "sqlite" else None
+        self.write_turns = (
+            WriteTurns(
+                f"{parsed.database}-writelock"
+                if parsed.database not in (None, "", ":memory:")
+                else None
+            )
+            if parsed.get_backend_name() == "sqlite"
+            else None
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,9 +3,12 @@ transaction open, record the whole batch's outcomes in one transaction (ADR 18).
 
 A :class:`Step` says what one drain does; :class:`Drain` runs it on a thread, woken by a
 commit that made rows due (``wakeup.notify`` on the step's channel: NOTIFY on
-PostgreSQL, in-process on SQLite) or, failing that, when the next row falls due or every
-``poll_interval`` seconds. A batch whose process dies between its claim and its record
-is claimed again when its lease has passed: at-least-once, never lost.
+PostgreSQL, in-process on SQLite) or, failing that, when the next row falls due or by a
+poll. The poll is only a safety net (a commit of another SQLite process, a lost
+notification), so an idle drain backs it off (:class:`Idle`): from ``poll_interval``,
+doubling after each claim that found nothing, up to ``idle_interval`` (ADR 34). A batch
+whose process dies between its claim and its record is claimed again when its lease has
+passed: at-least-once, never lost.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -58,6 +62,34 @@ class Step(Protocol[B]):
         ...
 
 
+IDLE_INTERVAL = 2.0  # seconds: the longest an idle poller sleeps between polls
+
+
+class Idle:
+    """The poll interval of one idle poller: ``poll_interval`` after work, doubled after
+    each poll that found nothing, never above ``idle_interval``; and never past the next
+    due row, so scheduled work is not late. Every poller of a process (drains, the job
+    worker, the SMPP sessions, the webhook deliverer) sleeps by one of these."""
+
+    def __init__(self, poll_interval: float, idle_interval: float = IDLE_INTERVAL) -> None:
+        self.poll_interval = poll_interval
+        self.idle_interval = max(poll_interval, idle_interval)
+        self.current = poll_interval
+
+    def worked(self) -> None:
+        """Work was found, or a wake-up came: poll at the short interval again."""
+        self.current = self.poll_interval
+
+    def timeout(self, due_in: float | None = None) -> float:
+        """How long to sleep after a poll that found nothing; ``due_in``: seconds until
+        the next row falls due (None: nothing scheduled). Backs off for the next one."""
+        wait = self.current
+        self.current = min(self.idle_interval, self.current * 2)
+        if due_in is not None:
+            wait = min(wait, max(0.01, due_in))
+        return wait
+
+
 class Drain(Generic[B]):
     def __init__(
         self,
@@ -66,20 +98,27 @@ class Drain(Generic[B]):
         *,
         batch: int = 256,
         poll_interval: float = 5.0,
+        idle_interval: float = IDLE_INTERVAL,
         worker_id: str | None = None,
+        wait: Callable[[float], bool] | None = None,
     ) -> None:
         self.db = db
         self.step = step
         self.batch = batch
         self.poll_interval = poll_interval
+        self.idle = Idle(poll_interval, idle_interval)
         # Unique and short (claimed_by is 64 characters): a host name may be long.
         self.id = (worker_id or f"{uuid.uuid4().hex[:16]}:{os.getpid()}")[:48]
         self._claims = itertools.count(1)
         self._wake = threading.Event()
+        # How the loop sleeps: True when woken before the timeout. Tests pass their own
+        # (a fake clock) to count the polls of an idle stretch.
+        self._wait = wait or self._wake.wait
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener: Listener | None = None
         self.rows = 0  # rows drained by this engine, for diagnostics
+        self.claims = 0  # claim transactions, for diagnostics (and the idle tests)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -109,6 +148,7 @@ class Drain(Generic[B]):
     def run_once(self, limit: int | None = None) -> int:
         """Claim, do and record one batch; the number of rows it had."""
         claim_id = f"{self.id}:{next(self._claims)}"
+        self.claims += 1
         with self.db.transaction() as session:
             batch = self.step.claim(session, claim_id, limit or self.batch, utcnow())
         if batch is None or self.step.size(batch) == 0:
@@ -144,27 +184,33 @@ class Drain(Generic[B]):
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.clear()  # before claiming: a wake-up during the batch counts
-            try:
-                n = self.run_once()
-            except Exception:
-                log.exception("drain %s: a batch failed", self.step.name)
-                n = 0
-                self._stop.wait(1.0)  # the database is down, or a bug: do not spin
-            if n >= self.batch:
-                continue  # more is due
-            self._wake.wait(self._sleep())
+            self.step_loop()
+
+    def step_loop(self) -> None:
+        """One turn of the loop: claim a batch, then sleep unless more is due. Public for
+        the tests, which run it in their thread with a fake ``wait``."""
+        self._wake.clear()  # before claiming: a wake-up during the batch counts
+        try:
+            n = self.run_once()
+        except Exception:
+            log.exception("drain %s: a batch failed", self.step.name)
+            n = 0
+            self._stop.wait(1.0)  # the database is down, or a bug: do not spin
+        if n >= self.batch:
+            self.idle.worked()
+            return  # more is due
+        if n > 0:
+            self.idle.worked()
+        if self._wait(self._sleep()):
+            self.idle.worked()  # a commit made rows due: answer it at once
 
     def _sleep(self) -> float:
         try:
             with self.db.read() as session:
                 at = self.step.next_due(session)
         except Exception:
-            return self.poll_interval
-        if at is None:
-            return self.poll_interval
-        wait = (at - utcnow()).total_seconds()
-        return min(self.poll_interval, max(0.01, wait))
+            return self.idle.timeout()
+        return self.idle.timeout(None if at is None else (at - utcnow()).total_seconds())
 
 
 def lease_until(now: datetime, seconds: float) -> datetime:

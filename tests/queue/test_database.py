@@ -3,11 +3,19 @@ does not queue behind a writer that holds the write lock."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select, text
 
 from omnirelay.db import Database
 from omnirelay.tenancy.models import Organization
+from omnirelay.wakeup import Listener
 
 
 def test_read_sees_the_last_commit_while_a_writer_holds_the_lock(db: Database) -> None:
@@ -37,3 +45,59 @@ def test_read_never_writes(db: Database) -> None:
         )
         assert count == 0
         assert reader.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_sqlite_writers_of_two_processes_take_turns_on_a_file_lock(tmp_path: Path) -> None:
+    """Two processes on one SQLite file (``serve --no-workers`` beside a worker) queue for
+    the write lock on a file lock, woken when it is released, not by SQLite's sleeping
+    busy handler (ADR 34); a killed holder's lock goes with its file descriptors."""
+    path = tmp_path / "two.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        with database.transaction() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+        other = os.open(f"{path}-writelock", os.O_RDWR)  # what another process opens
+        try:
+            with database.transaction() as session:
+                session.execute(text("INSERT INTO t VALUES (1)"))
+                with pytest.raises(BlockingIOError):  # held for the whole transaction
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released at commit
+            fcntl.flock(other, fcntl.LOCK_UN)
+            with pytest.raises(RuntimeError), database.transaction() as session:
+                session.execute(text("INSERT INTO t VALUES (2)"))
+                raise RuntimeError("rolled back")
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released at rollback too
+            fcntl.flock(other, fcntl.LOCK_UN)
+        finally:
+            os.close(other)
+        with database.read() as reader:
+            assert reader.scalar(text("SELECT count(*) FROM t")) == 1
+    finally:
+        database.dispose()
+
+
+def test_a_commit_in_another_process_wakes_a_listener_on_the_same_sqlite_file(
+    tmp_path: Path,
+) -> None:
+    """``serve --no-workers`` commits a message, the worker process's drain wakes (ADR 34):
+    on SQLite through a datagram to the listening process's socket."""
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    database = Database(url)
+    woke = threading.Event()
+    listener = Listener(database, "test_wake", woke.set).start()
+    try:
+        child = (
+            "import sys\n"
+            "from omnirelay.db import Database\n"
+            "from omnirelay import wakeup\n"
+            "db = Database(sys.argv[1])\n"
+            "with db.transaction() as session:\n"
+            "    wakeup.notify(session, 'test_wake')\n"
+        )
+        subprocess.run([sys.executable, "-c", child, url], check=True, timeout=60)
+        assert woke.wait(30)  # a bound, not a measure: it comes at once or never
+    finally:
+        listener.stop()
+        database.dispose()
+    assert not any((tmp_path / "two.db-wake").iterdir())  # the socket is removed on stop

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from omnirelay.db import Database, utcnow
+from omnirelay.drain import IDLE_INTERVAL, Idle
 from omnirelay.queue import repository as repo
 from omnirelay.queue.models import Job
 from omnirelay.queue.registry import JobContext, PermanentFailure, Retry, TaskRegistry
@@ -40,6 +41,7 @@ class Worker:
         concurrency: int = 4,
         lease_seconds: float = 300.0,
         poll_interval: float = 5.0,
+        idle_interval: float = IDLE_INTERVAL,
         backoff_base: float = 2.0,
         backoff_max: float = 3600.0,
         worker_id: str | None = None,
@@ -60,6 +62,10 @@ class Worker:
             self.prefetch = max(self.prefetch, batch_size)
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        # Idle, the claimer polls less and less often (a wake-up or work resets it):
+        # a commit that enqueues wakes it, the poll is only a safety net (ADR 34).
+        self._idle = Idle(poll_interval, idle_interval)
+        self.claims = 0  # claim transactions, for diagnostics
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -136,12 +142,16 @@ class Worker:
                 for job in jobs:
                     if not self.registry.batched(job.kind):
                         self._pool.submit(self._run, job)
+                if jobs:
+                    self._idle.worked()
                 if len(jobs) == free:
                     continue
                 sleep = self._until_next_due()
-            self._wake.wait(sleep)
+            if self._wake.wait(sleep):
+                self._idle.worked()
 
     def _claim(self, limit: int) -> list[Job]:
+        self.claims += 1
         for _ in range(5):
             try:
                 with self.db.transaction() as session:
@@ -159,15 +169,15 @@ class Worker:
 
     def _until_next_due(self) -> float:
         try:
-            with self.db.transaction() as session:
+            with self.db.read() as session:  # a read: no write lock on SQLite
                 next_at = repo.next_run_at(session)
         except OperationalError:
-            return self.poll_interval
+            return self._idle.timeout()
         if next_at is None:
-            return self.poll_interval
+            return self._idle.timeout()
         wait = (next_at - utcnow()).total_seconds()
         # Due but not claimable (locked behind another job): wait for a wake-up.
-        return min(self.poll_interval, wait) if wait > 0 else self.poll_interval
+        return self._idle.timeout(wait if wait > 0 else None)
 
     def _heartbeat(self) -> None:
         """Extend the leases of running jobs, so only a dead worker's jobs are reclaimed."""

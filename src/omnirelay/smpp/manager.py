@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from omnirelay.channels.smpp.config import SmppConfig
 from omnirelay.db import Database, utcnow
+from omnirelay.drain import IDLE_INTERVAL, Idle
 from omnirelay.messaging.sessions import NOTIFY_CHANNEL
 from omnirelay.net.ssrf import IPNetwork, UnsafeURL, check_host
 from omnirelay.smpp import repository as repo
@@ -35,6 +36,7 @@ class SessionManager:
         refresh: float = REFRESH,
         lease: float = LEASE,
         allowed_networks: Sequence[IPNetwork] = (),
+        idle_interval: float = IDLE_INTERVAL,
     ) -> None:
         self.db = db
         # The SSRF guard: a tenant's SMSC host is checked again when its session starts,
@@ -48,6 +50,9 @@ class SessionManager:
         self.lease = max(lease, 3 * refresh)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.runners: dict[int, ConnectionRunner] = {}
+        # Idle, the loop sleeps longer and longer (ADR 34): a queued message (NOTIFY) or
+        # a PDU from an SMSC (the runner's wake) ends the sleep at once.
+        self._idle = Idle(0.5, idle_interval)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,7 +88,15 @@ class SessionManager:
                     busy = busy or runner.busy or runner.sessions[0].backlog > 0
                 except Exception:
                     log.exception("SMPP connection %s: step failed", runner.connection_id)
-            self._wake.wait(0.02 if busy else 0.5)
+            if busy:
+                # Under load the answers are written every 20 ms, in batches: a PDU's
+                # wake-up must not cut a batch short.
+                self._idle.worked()
+                self._stop.wait(0.02)
+            else:
+                until_refresh = max(0.0, next_refresh - time.monotonic())
+                if self._wake.wait(self._idle.timeout(until_refresh)):
+                    self._idle.worked()
             self._wake.clear()
         for connection_id in list(self.runners):
             self._drop(connection_id)
@@ -117,7 +130,7 @@ class SessionManager:
                     continue
                 self._configs[connection_id] = config
                 runner = ConnectionRunner(
-                    self.db, connection_id, organization_id, pinned, self.owner
+                    self.db, connection_id, organization_id, pinned, self.owner, self._wake.set
                 )
                 runner.start()
                 self.runners[connection_id] = runner

@@ -42,9 +42,18 @@ class _Pending:
 
 class ConnectionRunner:
     def __init__(
-        self, db: Database, connection_id: int, organization_id: str, config: SmppConfig, owner: str
+        self,
+        db: Database,
+        connection_id: int,
+        organization_id: str,
+        config: SmppConfig,
+        owner: str,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
+        # Called when a session hands over the first answer of a batch: an idle owner's
+        # loop then writes it now, not at its next poll (ADR 34).
+        self._wake = wake or (lambda: None)
         self.connection_id = connection_id
         self.organization_id = organization_id
         self.config = config
@@ -73,15 +82,24 @@ class ConnectionRunner:
 
     def submitted(self, sub: Submission, message_id: str) -> None:
         with self._lock:
+            first = not (self._submitted or self._refused or self._received)
             self._submitted.append((sub, message_id))
+        if first:
+            self._wake()
 
     def refused(self, sub: Submission, status: int, reason: str) -> None:
         with self._lock:
+            first = not (self._submitted or self._refused or self._received)
             self._refused.append((sub, status, reason))
+        if first:
+            self._wake()
 
     def received(self, inbound: Inbound, ack: Callable[[], None]) -> None:
         with self._lock:
+            first = not (self._submitted or self._refused or self._received)
             self._received.append((inbound, ack))
+        if first:
+            self._wake()
 
     def state(self, state: str, error: str | None) -> None:
         with self._lock:
