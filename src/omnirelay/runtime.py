@@ -36,9 +36,8 @@ class Runtime:
             per_url=settings.webhook_per_url_concurrency,
             timeout=settings.webhook_timeout_seconds,
             lease_seconds=settings.webhook_lease_seconds,
-            # Its claims were half of an idle server's CPU: it wakes on its channel's
-            # commits, so its safety-net poll is the idle one until it becomes a drain
-            # step (ADR 34).
+            # A drain step (ADR 26): it backs off when idle (drain.Idle, ADR 34) and wakes
+            # on its channel's commits and on answers waiting to be recorded.
             poll_interval=max(settings.worker_poll_interval, settings.worker_idle_interval),
         )
 
