@@ -5,8 +5,10 @@ peer's signed status callbacks to omnirelay's /hooks as Twilio would POST them."
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from fastapi.testclient import TestClient
 
 from omnirelay.callbacks import twilio
@@ -22,6 +24,16 @@ from tests.callbacks.conftest import (  # noqa: F401  (shared fixtures)
     drain,
     make_account,
 )
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[time_machine.Coordinates]:
+    """Unlike the sandbox engine's tests, these keep the real clock running: the peer's
+    status callbacks and Retry-After waits take real time. ``api``/``admin`` still move
+    it a millisecond a call, which a running clock takes as well."""
+    with time_machine.travel(datetime.now(UTC), tick=True) as clock:
+        yield clock
+
 
 LOOPBACK = parse_networks("127.0.0.0/8,::1/128")
 PUBLIC_URL = "https://relay.example.test"
