@@ -62,11 +62,14 @@ def test_killed_worker_job_is_claimed_again_after_its_lease(
     try:
 
         def started() -> bool:
-            with db.transaction() as session:
+            # A child that died (rather than one that is slow to start) fails at once, with
+            # its exit code; its stderr is the test's.
+            assert child.poll() is None, f"worker child exited with {child.returncode}"
+            with db.read() as session:
                 job = get_job(session, job_id)
                 return job is not None and job.status == "doing"
 
-        wait_for(started, timeout=30)
+        wait_for(started, timeout=60)
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
