@@ -4,6 +4,10 @@
 PostgreSQL server is started once per session on a free loopback port and each test
 gets a fresh database cloned from a migrated template; each SQLite test gets a copy
 of a migrated template file.
+
+A test marked ``one_engine`` refuses or shapes a request before any SQL runs (validation,
+wire shapes, URL guards): the engine cannot change its outcome, so it runs on the first
+engine only and CI time goes to the tests where the engine matters.
 """
 
 from __future__ import annotations
@@ -32,6 +36,21 @@ ENGINES = [
     if e.strip()
 ]
 _counter = itertools.count()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("database_url") if callspec is not None else None
+        if engine and engine != ENGINES[0] and item.get_closest_marker("one_engine"):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

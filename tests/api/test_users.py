@@ -46,6 +46,7 @@ def test_last_admin_is_kept(client: TestClient, org: Org) -> None:
     assert client.get("/api/me", headers=org.headers()).json()["role"] == "admin"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("body", "field"),
     [

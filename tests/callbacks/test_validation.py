@@ -37,6 +37,7 @@ def test_missing_option_and_number(api, account, db):
     assert n_calls(db) == 0
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("number", ["123", "abc", "+7 000"])
 def test_bad_number(api, account, db, number):
     refused(api("POST", "/callback", data={"fc_number": number, "fc_option": account.option}),

@@ -36,6 +36,7 @@ def ids(account, admin, api):
     return {"p": account.profile, "o": account.option, "q": q["sid"], "c": c.json()["data"]["sid"]}
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("path", GETS)
 @pytest.mark.parametrize("suffix", ["", ".json"])
 def test_every_read_endpoint_answers_in_the_envelope(api, ids, path, suffix):
@@ -47,6 +48,7 @@ def test_every_read_endpoint_answers_in_the_envelope(api, ids, path, suffix):
     assert body["data"] is not None
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("path", GETS)
 def test_every_endpoint_refuses_missing_or_wrong_credentials(client, account, ids, path):
     url = "/3.0" + path.format(**ids)

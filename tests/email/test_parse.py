@@ -24,6 +24,7 @@ def test_dsn_envelope_id_comes_first_and_is_xtext_decoded() -> None:
     assert event.references[:2] == ("a+b@shop.example", "returned@x.example")
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("status", "code"),
     [("5.1.1", 1010), ("5.2.2", 1010), ("5.4.4", 1030), ("5.7.1", 1000), ("5.3.4", 1012)],
@@ -70,6 +71,7 @@ def test_html_only_reply_is_read_as_text() -> None:
     assert parse(data, "ann@example.com").text == "Yes please"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     "data",
     [b"", b"\xff\xfe garbage \x00", b"Content-Type: multipart/report\r\n\r\n--", b"x" * 1000],
@@ -89,6 +91,7 @@ def test_quoted_text_is_cut() -> None:
     assert new_text("> quoted first\nmy answer") == "> quoted first\nmy answer"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("code", "text", "stage", "kind", "status", "number"),
     [

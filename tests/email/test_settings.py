@@ -18,6 +18,7 @@ BROKEN_KEY = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY---
 BASE = {"host": "127.0.0.1", "from_address": "news@shop.example"}  # loopback is allowed here
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("given", "says"),
     [
@@ -57,6 +58,7 @@ def test_bad_settings_are_refused_with_a_clear_error(
     assert len(client.get("/api/connections", headers=org.headers()).json()["items"]) == 4
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("host", ["10.0.0.7", "169.254.169.254", "[::ffff:10.0.0.1]", "0.0.0.0"])
 def test_hosts_the_ssrf_guard_refuses(client: TestClient, org: Org, host: str) -> None:
     r = create_connection(client, org, {**BASE, "host": host.strip("[]")})
@@ -125,6 +127,7 @@ def test_without_loopback_allowed_a_loopback_name_is_refused(
 # --- /v3 ------------------------------------------------------------------------------
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("fields", "code", "says"),
     [

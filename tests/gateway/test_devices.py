@@ -20,6 +20,7 @@ from tests.gateway.conftest import Account, Clock, DeviceRef
 ACCOUNT_METHODS = ("get-devices", "add-device")
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("method", sorted(TOKEN_ANSWERS))
 def test_every_method_answers_a_missing_or_wrong_token_in_the_seeds_words(
     method: str, gw: Callable[..., Any], account: Account, add_device: Callable[..., DeviceRef]
@@ -53,6 +54,7 @@ def test_add_device_answers_the_device_and_its_token_once(
     assert profile["quota"] == "1000" and profile["messages"] == 0 and profile["status"] is True
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     "fields",
     [

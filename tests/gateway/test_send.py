@@ -114,6 +114,7 @@ def test_schedule_and_delay_range_space_the_targets(
     assert (t[1] - t[0]).total_seconds() == 7
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [

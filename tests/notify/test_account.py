@@ -174,12 +174,14 @@ def test_senders_of_all_channels(v3: Callable[..., Any]) -> None:
     }
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("body", [{}, {"channel": None}, None])
 def test_senders_without_channel(v3: Callable[..., Any], body: Any) -> None:
     body_err = _error(v3("senders", body), 400, None, 'No field "channel"')
     assert body_err["field"] == "channel"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("channel", ["x", "viber", "", 5, ["sms"]])
 def test_senders_with_a_wrong_channel(v3: Callable[..., Any], channel: Any) -> None:
     r = v3("senders", {"channel": channel})
@@ -271,6 +273,7 @@ def test_check_up_to_500_phones(v3: Callable[..., Any]) -> None:
     _error(r, 400, 1020, LIMIT)
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("body", [{}, {"phone": ""}, {"phones": []}, None])
 def test_check_without_phone(v3: Callable[..., Any], body: Any) -> None:
     _error(v3("check/phone", body), 400, None, 'No field "phone"')
@@ -285,6 +288,7 @@ def test_check_phones_not_a_list(v3: Callable[..., Any]) -> None:
 # --- authorization ------------------------------------------------------------------
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     "headers",
     [
@@ -346,6 +350,7 @@ def test_each_token_sees_its_own_balance(
 # --- bodies that are not a JSON object ----------------------------------------------
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     "content",
     [
@@ -381,6 +386,7 @@ def test_form_body_is_no_params(client: TestClient, org: Org) -> None:
     assert r.status_code == 400 and r.json() == NO_PARAMS
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("path", ["senders", "check/phone", "template/create"])
 def test_account_methods_with_an_array_body_are_no_params(
     client: TestClient, org: Org, path: str

@@ -160,6 +160,7 @@ def test_create_defaults(client: TestClient, org: Org) -> None:
     assert created["templates_only"] is False
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [
@@ -203,6 +204,7 @@ def test_patch_name_senders_active_templates_only(client: TestClient, org: Org) 
     assert got["active"] is False and got["templates_only"] is True
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [

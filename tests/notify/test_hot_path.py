@@ -77,6 +77,7 @@ def test_sendmixed_answers_one_status_per_element(client: TestClient, org: Org) 
     assert answer["id"][0] is not None and answer["id"][1] is None
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

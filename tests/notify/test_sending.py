@@ -61,6 +61,7 @@ def test_national_format_with_trunk_prefix_is_accepted(v3, message):
     assert message(mid).phone == DELIVERED
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     "content",
     [
@@ -132,6 +133,7 @@ def test_send_simple_uses_the_default_route(client, org, v3, drain, message):
 # --- errors -------------------------------------------------------------------------
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("missing", ["sender", "phone", "text"])
 def test_sms_required_fields(v3, db, missing):
     body = {k: v for k, v in SMS.items() if k != missing}
@@ -139,12 +141,14 @@ def test_sms_required_fields(v3, db, missing):
     assert counts(db) == (0, 0)
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("phone", ["123", "+7 000", "abc", "7916123456789012345678"])
 def test_bad_phone_is_1010(v3, db, phone):
     err(v3("message/sendSMS", {**SMS, "phone": phone}), "Tel.number error", 1010)
     assert counts(db) == (0, 0)
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("method", "extra", "ttl", "code"),
     [
@@ -184,6 +188,7 @@ def test_unregistered_sender_is_1011(v3, db):
     assert counts(db) == (0, 0)
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("content", "desc", "code"),
     [

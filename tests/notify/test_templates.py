@@ -152,6 +152,7 @@ def test_create_without_name_is_1042(v3: Callable[..., Any]) -> None:
     assert _show(v3) == []
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("body", "number", "desc", "field"),
     [
@@ -302,6 +303,7 @@ def test_changing_the_text_resets_the_status(
     assert shown["fields"] == ["code"]
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("options", "number", "desc"),
     [
@@ -399,6 +401,7 @@ def test_moderation_sets_the_status(client: TestClient, org: Org, v3: Callable[.
     assert _one(v3, template_id)["status"] == "rejected"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("status", ["bogus", "deleted", ""])
 def test_moderation_refuses_unknown_status(
     client: TestClient, org: Org, v3: Callable[..., Any], status: str

@@ -94,6 +94,7 @@ def test_the_content_type_follows_the_name_when_not_given(
     assert client.get(pdf["mediaUrl"]).headers["content-type"] == "application/pdf"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [

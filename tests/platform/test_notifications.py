@@ -283,6 +283,7 @@ def test_a_templates_only_connection_is_skipped_without_a_matching_template(
 IMAGE = "https://cdn.example.com/a/photo.png"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("channel", "attachments", "why"),
     [
@@ -404,6 +405,7 @@ def test_another_organizations_ids_read_as_unknown(
     assert _count(db, Contact) == 1  # theirs; no contact was created for the refused phone
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("changes", "code"),
     [

@@ -40,6 +40,7 @@ def test_a_send_answers_result_and_id_with_the_rate_limit_headers(
         assert message.method == "notification"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("raw", "code", "field"),
     [

@@ -136,6 +136,7 @@ def test_display_name_defaults_to_the_event_then_the_text(call: Call) -> None:
     assert create(call, "Hi #NAME#!")["displayName"] == "Hi #NAME#!"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [

@@ -63,6 +63,7 @@ SURFACES = [
 ]
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(("path", "shape"), SURFACES)
 def test_oversized_body_refused_before_it_is_read(
     live: LiveServer, path: str, shape: Callable[[Any], bool]
@@ -98,6 +99,7 @@ def _basic(db: Database) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(("path", "shape"), SURFACES)
 def test_chunked_body_cut_off_at_the_limit(
     small: TestClient,
@@ -200,6 +202,7 @@ def test_deep_json_on_the_other_surfaces(live: LiveServer, org: Org) -> None:
     assert api2[0] == 400 and api2[1]["code"] == "validation_error"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("text", ['"\\udc80x"', '"x\\ud800"', '"\\ud800\\u0041"'])
 def test_lone_surrogate_refused(live: LiveServer, org: Org, text: str) -> None:
     headers = {**org.token, "Content-Type": "application/json"}
@@ -220,6 +223,7 @@ def test_paired_surrogates_still_pass(client: TestClient, org: Org) -> None:
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     "fields",
     [
@@ -278,6 +282,7 @@ def test_gateway_keeps_a_long_but_legal_file_name(
     assert r.json()["status"] is True, r.text
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("path", "headers"),
     [
@@ -331,6 +336,7 @@ STRANGERS = [
 ]
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(("path", "headers", "status", "shape"), STRANGERS)
 # 500 KB announced (under the limit, which the guard refuses on its own), none sent.
 def test_a_strangers_body_is_never_read_on_any_surface(

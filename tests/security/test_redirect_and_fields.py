@@ -38,6 +38,7 @@ def test_redirect_needs_a_taken_send(client: TestClient, connected: DeviceRef) -
     assert "location" not in r.headers
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     "target",
     ["javascript:alert(1)", "//evil.example/x", "/relative", "ftp://evil.example/x", "https://"],
@@ -76,6 +77,7 @@ def _otp_number(db: Database, org: Org) -> str | None:
         return row.otp_number if row is not None else None
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("body", ['{"__zz__": 1}', '{"x": NaN}', '{"otp_number": NaN}'])
 def test_otp_number_refuses_unknown_fields(
     client: TestClient, org: Org, db: Database, body: str
@@ -126,6 +128,7 @@ def test_every_api_body_model_forbids_unknown_fields(client: TestClient) -> None
     assert len(checked) >= 20
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [

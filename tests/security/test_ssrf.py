@@ -69,6 +69,7 @@ def _count(db: Database, model: Any) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("url", REFUSED)
 def test_report_and_reply_urls_refused_on_v3(
     client: TestClient, org: Org, db: Database, url: str
@@ -83,12 +84,14 @@ def test_report_and_reply_urls_refused_on_v3(
     assert _count(db, Message) == 0
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("url", REFUSED)
 def test_callback_server_url_refused_on_user(client: TestClient, org: Org, url: str) -> None:
     r = client.post("/user/callback/set", json={"callbackUrl": url}, headers=org.token)
     assert r.status_code == 500 and r.json()["code"] == "unsafe_url", r.text
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize("url", TRANSITION + RESERVED + ["http://①②⑦.⓪.⓪.①/s"])
 def test_gateway_webhooks_and_media_refused(
     add_device: Callable[..., DeviceRef], gw: Callable[..., Any], url: str
@@ -151,6 +154,7 @@ def test_guarded_connector_checks_literals_the_resolver_never_sees() -> None:
 SMPP = {"port": 2775, "system_id": "esme", "password": "pw"}
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     "host",
     ["169.254.169.254", "10.0.0.1", "127.0.0.1", "localhost", "１２７.０.０.１", "2130706433",

@@ -156,6 +156,7 @@ def test_user_callback_server_methods(api: TestClient, org: Org, db: Database) -
     assert got["callbackUrl"] == "http://127.0.0.1:9/cb"
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -175,6 +176,7 @@ def test_user_callback_refusals(
     assert api.post("/user/callback/secret", headers=h).json()["secret"] is None
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     ("content", "code", "desc"),
     [
@@ -197,6 +199,7 @@ def test_user_body_refusals(
     assert api.post("/user/callback/secret", headers=h).json()["secret"] is None
 
 
+@pytest.mark.one_engine
 @pytest.mark.parametrize(
     "authorization", [None, "", "Bearer abc", "Token", "Token 00000000-0000-0000-0000-000000000000"]
 )
