@@ -261,43 +261,11 @@ def build_message(
         if len(text) > MAX_TEXT:
             raise PermanentError(f"text is at most {MAX_TEXT} characters", code=1012)
         body.update(type="text", text=text)
-    keyboard = _keyboard(message)
+    keyboard = viber_media.keyboard(message)
     if keyboard is not None:
         body["keyboard"] = keyboard
         body["min_api_version"] = max(3, body["min_api_version"])
     return body
-
-
-def _keyboard(message: Outbound) -> dict[str, Any] | None:
-    """The seed's action (title + URL) as an open-url button; ``extra["buttons"]``
-    (omnichannel steps) as more buttons: ``{"text", "url"}`` opens a link, ``{"text",
-    "reply"}`` answers with that text, ``{"text", "share_phone": true}`` asks for the phone."""
-    buttons: list[dict[str, Any]] = []
-    if message.action:
-        buttons.append(
-            {
-                "ActionType": "open-url",
-                "ActionBody": message.action["url"],
-                "Text": message.action["title"],
-            }
-        )
-    raw = message.extra.get("buttons")
-    if raw is not None:
-        if not isinstance(raw, list) or len(raw) > 24:
-            raise PermanentError("buttons must be a list of at most 24", code=1021)
-        for item in raw:
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                raise PermanentError("each button needs a text", code=1021)
-            if isinstance(item.get("url"), str):
-                kind, action = "open-url", item["url"]
-            elif item.get("share_phone") is True:
-                kind, action = "share-phone", "phone"
-            else:
-                kind, action = "reply", str(item.get("reply") or item["text"])
-            buttons.append({"ActionType": kind, "ActionBody": action, "Text": item["text"]})
-    if not buttons:
-        return None
-    return {"Type": "keyboard", "DefaultHeight": False, "Buttons": buttons}
 
 
 register(ViberBotAdapter())

@@ -1,5 +1,6 @@
 """What a Viber bot message carries besides its text: the step's image and attachments as
-Viber REST Bot API message types (docs/channels/viber.md, "What is sent").
+Viber REST Bot API message types, and its buttons as a keyboard (docs/channels/viber.md,
+"What is sent").
 
 - one image: ``picture``, the text as its description;
 - one video, file or audio and no text: ``video`` / ``file`` (audio has no type of its
@@ -143,3 +144,35 @@ def carousel(media: list[Media], text: str) -> dict[str, Any]:
         },
         "alt_text": text if text.strip() else media[0].url,
     }
+
+
+def keyboard(message: Outbound) -> dict[str, Any] | None:
+    """The seed's action (title + URL) as an open-url button; ``extra["buttons"]``
+    (omnichannel steps) as more buttons: ``{"text", "url"}`` opens a link, ``{"text",
+    "reply"}`` answers with that text, ``{"text", "share_phone": true}`` asks for the phone."""
+    buttons: list[dict[str, Any]] = []
+    if message.action:
+        buttons.append(
+            {
+                "ActionType": "open-url",
+                "ActionBody": message.action["url"],
+                "Text": message.action["title"],
+            }
+        )
+    raw = message.extra.get("buttons")
+    if raw is not None:
+        if not isinstance(raw, list) or len(raw) > 24:
+            raise PermanentError("buttons must be a list of at most 24", code=BAD_DATA)
+        for item in raw:
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise PermanentError("each button needs a text", code=BAD_DATA)
+            if isinstance(item.get("url"), str):
+                kind, action = "open-url", item["url"]
+            elif item.get("share_phone") is True:
+                kind, action = "share-phone", "phone"
+            else:
+                kind, action = "reply", str(item.get("reply") or item["text"])
+            buttons.append({"ActionType": kind, "ActionBody": action, "Text": item["text"]})
+    if not buttons:
+        return None
+    return {"Type": "keyboard", "DefaultHeight": False, "Buttons": buttons}
