@@ -73,7 +73,7 @@ def server(database_url: str, org: Org) -> Iterator[str]:
             return False
 
     try:
-        wait_for(up, timeout=30)
+        wait_for(up, timeout=60)  # a loaded machine starts it slowly
         yield base
     finally:
         proc.terminate()
