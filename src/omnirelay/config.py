@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # An idle poller backs off from worker_poll_interval to this (ADR 34): commits wake
     # it at once; the poll only catches what no wake-up reaches (another SQLite process).
     worker_idle_interval: float = 2.0
+    # The web chat socket's read of its visitor's waiting sends: a safety net only,
+    # sends reach sockets on any process by notice (docs/channels/webchat.md, ADR 44).
+    webchat_poll_seconds: float = 60.0
     job_lease_seconds: float = 300.0
     job_max_attempts: int = 10
     job_backoff_base_seconds: float = 2.0

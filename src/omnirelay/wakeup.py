@@ -100,10 +100,10 @@ class _Peers:
             self._seen[key] = (now, targets)
         return targets
 
-    def send(self, folder: Path, channel: str) -> None:
+    def send(self, folder: Path, channel: str, payload: bytes = b"") -> None:
         for path in self._targets(folder, channel):
             try:
-                self._sock.sendto(b"", path)
+                self._sock.sendto(payload, path)
             except BlockingIOError:
                 pass  # its queue is full: it has wake-ups waiting already
             except (ConnectionRefusedError, FileNotFoundError):
@@ -132,7 +132,7 @@ def notify(session: Session, channel: str) -> None:
         session.execute(text("SELECT pg_notify(:c, '')"), {"c": channel})
         return
     pending: dict[str, Path | None] = session.info.setdefault("omnirelay_notify", {})
-    if not pending:
+    if not pending and not session.info.get("omnirelay_announce"):
         event.listen(session, "after_commit", _after_commit, once=True)
         event.listen(session, "after_rollback", _after_rollback, once=True)
     pending[channel] = _wake_dir(bind.engine.url.database)
@@ -144,6 +144,69 @@ def _after_commit(session: Session) -> None:
         _channel(name).notify()
         if folder is not None:
             _peer_sender().send(folder, name)
+    notices: list[tuple[str, str, Path | None]] = session.info.pop("omnirelay_announce", [])
+    for name, payload, folder in notices:
+        _deliver(name, payload)
+        if folder is not None:
+            _peer_sender().send(folder, name, payload.encode())
+
+
+# --- notices with a payload (announce / subscribe) --------------------------------------
+# A payload says what changed (the web chat: which visitor), so a listener need not
+# look everywhere. PostgreSQL: ``pg_notify(channel, payload)``, heard by LISTEN (the
+# web chat listens on an async psycopg connection of its own). SQLite: after commit the
+# process's subscribers are called, and the payload is the datagram to the other
+# processes' relays of the channel, which call theirs.
+
+MAX_PAYLOAD = 4000  # bytes; PostgreSQL's limit is 8000, a datagram's is larger
+
+_subscribers: dict[str, set[Callable[[str], None]]] = {}
+
+
+def announce(session: Session, channel: str, payload: str) -> None:
+    """Inside a transaction: ``payload`` to the channel's listeners once it commits
+    (nothing on a rollback)."""
+    if len(payload.encode()) > MAX_PAYLOAD:
+        raise ValueError(f"a notice payload is at most {MAX_PAYLOAD} bytes")
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+        return
+    pending: list[tuple[str, str, Path | None]] = session.info.setdefault("omnirelay_announce", [])
+    if not pending and not session.info.get("omnirelay_notify"):
+        event.listen(session, "after_commit", _after_commit, once=True)
+        event.listen(session, "after_rollback", _after_rollback, once=True)
+    pending.append((channel, payload, _wake_dir(bind.engine.url.database)))
+
+
+def _deliver(channel: str, payload: str) -> None:
+    with _local_lock:
+        callbacks = list(_subscribers.get(channel, ()))
+    for callback in callbacks:
+        try:
+            callback(payload)
+        except Exception:
+            log.exception("a subscriber of %s failed", channel)
+
+
+def subscribe(db: Database, channel: str, callback: Callable[[str], None]) -> Callable[[], None]:
+    """SQLite: ``callback(payload)`` for every notice of the channel, this process's
+    (in the committing thread) and other processes' (in the relay's thread); returns
+    the function that ends it. On PostgreSQL listen with LISTEN instead."""
+    relay = None
+    folder = _wake_dir(db.engine.url.database)
+    if folder is not None:
+        relay = _acquire_relay(folder, channel)
+    with _local_lock:
+        _subscribers.setdefault(channel, set()).add(callback)
+
+    def end() -> None:
+        with _local_lock:
+            _subscribers.get(channel, set()).discard(callback)
+        if relay is not None:
+            _release_relay(relay)
+
+    return end
 
 
 class _Relay:
@@ -166,12 +229,14 @@ class _Relay:
     def _run(self) -> None:
         while True:
             try:
-                self._sock.recv(64)
+                data = self._sock.recv(65536)
             except OSError:
                 return
             if self._stopping:
                 return
             _channel(self.channel).notify()
+            if data:  # a notice with a payload (announce)
+                _deliver(self.channel, data.decode("utf-8", "replace"))
 
     def close(self) -> None:
         self._stopping = True
@@ -220,6 +285,7 @@ def _close_relays() -> None:
 
 def _after_rollback(session: Session) -> None:
     session.info.pop("omnirelay_notify", None)
+    session.info.pop("omnirelay_announce", None)
 
 
 class Listener:

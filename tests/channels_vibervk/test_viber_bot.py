@@ -4,8 +4,14 @@ API peer, statuses and replies coming back through /hooks/viber_bot/<id>."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+
+from omnirelay.channels.base import Outbound, PermanentError, get_adapter
 from omnirelay.testing.httppeer import DROP, GARBAGE
 from omnirelay.testing.viber import ViberBotPeer
 from tests.channels_vibervk.conftest import PHONE, PUBLIC_URL, replies, settle
@@ -291,3 +297,108 @@ def test_random_drops_and_500s_lose_nothing(connect, viber_peer, hook, v3, drain
     assert [stored(mid)[0].status for mid in ids] == ["sent"] * 12
     assert sorted(m["text"] for m in viber_peer.messages) == sorted(f"m{i}" for i in range(12))
     assert len([q for q in viber_peer.requests if q.path == "/pa/send_message"]) > 12
+
+
+@pytest.fixture
+def media_host() -> Iterator[str]:
+    """A site the attachments live on: answers ``HEAD`` with the file's length, as a file
+    host does (Viber's video and file messages need the size)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(200 if self.path.startswith("/f/") else 404)
+            self.send_header("Content-Length", "48213" if self.path.startswith("/f/") else "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_attachments_go_as_a_carousel_from_user_notifications(
+    connect, viber_peer, hook, drain, client, org, stored
+):
+    """/user/notifications/send with pictures and a document: a ``rich_media`` carousel
+    (one card each, the text on the first), accepted by the peer's checks, then a
+    status as any message's."""
+    conn = bot(connect, viber_peer)
+    learn(hook, viber_peer, conn, drain)
+    contact = message_contact(client, org)
+    body = {
+        "contactId": contact["id"],
+        "message": {
+            "text": "New arrivals",
+            "attachments": [
+                "https://i.example/a.png",
+                {"url": "https://i.example/b.jpg", "type": "image"},
+                {"url": "https://d.example/price%20list.pdf", "type": "file"},
+            ],
+        },
+        "channels": [{"name": "viber-bots"}],
+    }
+    r = client.post("/user/notifications/send", json=body, headers=org.token)
+    assert r.status_code == 200, r.text
+    drain()
+    [sent] = viber_peer.messages
+    assert sent["type"] == "rich_media" and sent["min_api_version"] >= 2
+    assert sent["alt_text"] == "New arrivals" and "text" not in sent
+    buttons = sent["rich_media"]["Buttons"]
+    assert len(buttons) == 6  # three cards of two buttons
+    assert [b.get("Image") for b in buttons[0::2]] == [
+        "https://i.example/a.png",
+        "https://i.example/b.jpg",
+        None,
+    ]
+    assert buttons[1]["Text"] == "New arrivals"
+    assert buttons[4]["Text"] == "price list.pdf"
+    assert {b["ActionBody"] for b in buttons[4:]} == {"https://d.example/price%20list.pdf"}
+    [attempt] = stored(r.json()["id"])[1]
+    assert attempt.status == "sent" and attempt.provider_message_id
+
+
+def test_a_lone_file_or_video_goes_as_its_own_type_with_its_size(
+    viber_peer: ViberBotPeer, media_host: str
+) -> None:
+    """Viber's ``file`` and ``video`` messages against the peer: the size asked of the
+    file's host (HEAD), the file name from the attachment or the URL; a host that does
+    not tell the size is a clear refusal, before Viber is asked."""
+    adapter = get_adapter("viber_bot")
+    assert adapter is not None
+
+    def send(attachment: dict[str, Any], text: str = "") -> Any:
+        return adapter.send(
+            Outbound(
+                message_id="m-1",
+                channel="viber",
+                phone=PHONE,
+                sender="OmniBot",
+                text=text,
+                settings=viber_peer.settings(),
+                extra={"recipient": USER, "attachments": [attachment]},
+            )
+        )
+
+    assert send({"url": f"{media_host}/f/report.pdf", "type": "file"}).provider_message_id
+    assert send({"url": f"{media_host}/f/clip.mp4", "type": "video"}).provider_message_id
+    assert send({"url": f"{media_host}/f/a.ogg", "type": "audio", "name": "Voice note.ogg"})
+    file, video, audio = viber_peer.messages
+    assert (file["type"], file["size"], file["file_name"]) == ("file", 48213, "report.pdf")
+    assert (video["type"], video["size"], video["media"]) == (
+        "video",
+        48213,
+        f"{media_host}/f/clip.mp4",
+    )
+    assert (audio["type"], audio["file_name"]) == ("file", "Voice note.ogg")
+    # With a text, it is a one-card carousel (Viber's file and video carry no text).
+    send({"url": f"{media_host}/f/clip.mp4", "type": "video"}, text="Watch this")
+    assert viber_peer.messages[-1]["type"] == "rich_media"
+    with pytest.raises(PermanentError, match=r"size of .* is unknown"):
+        send({"url": f"{media_host}/missing.pdf", "type": "file"})
+    assert len(viber_peer.messages) == 4

@@ -241,3 +241,37 @@ def test_a_device_connected_while_the_api_is_asked_is_not_connected_twice(
     wrote = _while_the_api_is_asked(peer, monkeypatch, db, sql, id=device_id)
     assert gw("/qr", device.token) == {"reason": "device already connect", "status": False}
     assert wrote == ["committed"]  # the checks ran again on the locked row, after the API
+
+
+def test_stop_and_start_to_the_device_change_the_block_list(
+    cloud_device: tuple[DeviceRef, int],
+    gw: Callable[..., Any],
+    client: TestClient,
+    org: Org,
+    peer: CloudApiPeer,
+    receiver: Any,
+    deliverer: Any,
+) -> None:
+    """Opt-out on the gateway's inbound path: the device's number gets STOP (in any
+    spelling of the organization's keywords), the sender is blocked (via whatsapp) and a
+    /send to them refused; START lifts it; the device's webhook gets both messages."""
+    device, device_id = cloud_device
+    gw("/qr", device.token)
+    gw("/update-device", device.token, data={"webhook": receiver.url("/in")})
+    secret, sender = str(peer.app_secret), "6281234567890"
+
+    def blocked() -> list[tuple[str, str | None]]:
+        r = client.get("/api/blocklist/phones", headers=org.headers())
+        return [(e["phone"], e["via"]) for e in r.json()["items"]]
+
+    r = _signed(client, device_id, peer.inbound_payload(sender, " стоп "), secret)
+    assert r.status_code == 200 and r.json()["applied"] == 1
+    assert blocked() == [(sender, "whatsapp")]
+    refused = gw("/send", device.token, data={"target": sender, "message": "Sale!"})
+    assert refused["status"] is False, refused
+    r = _signed(client, device_id, peer.inbound_payload(sender, "start"), secret)
+    assert r.json()["applied"] == 1
+    assert blocked() == []
+    assert gw("/send", device.token, data={"target": sender, "message": "Hi"})["status"] is True
+    got = wait_for(lambda: len(receiver.received("/in")) >= 2 and receiver.received("/in"))
+    assert [json.loads(g.body)["message"] for g in got] == [" стоп ", "start"]

@@ -1,8 +1,12 @@
 """The widget in a real browser: Playwright drives Debian's Chromium (headless, the
 system binary: no browser is downloaded) on a test page that embeds /webchat/widget.js
-from a live ``omnirelay serve`` on 127.0.0.1. A visitor's typed message reaches a local
-reply receiver; a /v3 send appears in the page. Chromium missing is a failure, not a
-skip (.ci/run installs it: scripts/ensure-chromium.sh)."""
+from a live ``omnirelay serve --no-workers`` on 127.0.0.1, while the pipeline runs in
+the test's process: two processes on one database, so a /v3 send dispatched here
+reaches the visitor's socket there by notice (NOTIFY on PostgreSQL, a datagram on
+SQLite; the server's safety-net poll is an hour, far past every wait below). A
+visitor's typed message reaches a local reply receiver; the operator's typing and read
+(/user/webchat/*) show in the page. Chromium missing is a failure, not a skip (.ci/run
+installs it: scripts/ensure-chromium.sh)."""
 
 from __future__ import annotations
 
@@ -39,18 +43,24 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+POLL_SECONDS = 3600  # the server's safety-net poll: never what delivers in this test
+WAIT = 20  # seconds any condition below may take, on a loaded machine
+
+
 @pytest.fixture
 def server(database_url: str, org: Org) -> Iterator[str]:
-    """``omnirelay serve`` (HTTP and workers) on the test's database."""
+    """``omnirelay serve --no-workers`` (HTTP only) on the test's database."""
     port = _port()
     env = {
         **os.environ,
         "OMNIRELAY_DATABASE_URL": database_url,
+        "OMNIRELAY_WEBCHAT_POLL_SECONDS": str(POLL_SECONDS),
         "OMNIRELAY_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
         "OMNIRELAY_RATE_LIMIT_REQUESTS": "10000",
         "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
     }
-    cmd = [sys.executable, "-m", "omnirelay", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "omnirelay", "serve", "--no-workers"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
 
@@ -63,7 +73,7 @@ def server(database_url: str, org: Org) -> Iterator[str]:
             return False
 
     try:
-        wait_for(up, timeout=30)
+        wait_for(up, timeout=60)  # a loaded machine starts it slowly
         yield base
     finally:
         proc.terminate()
@@ -107,9 +117,12 @@ def test_a_visitor_chats_in_chromium(
     org: Org,
     link: Callable[[str], None],
     receiver: Receiver,
+    deliverer: Any,
+    drain: Callable[[], int],
     db: Database,
 ) -> None:
     assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: apt-get install chromium"
+    assert POLL_SECONDS > 10 * WAIT  # what reaches the page below came by notice
     site, html = page_site
     api = httpx.Client(base_url=server, timeout=10)
     body: dict[str, Any] = {
@@ -145,25 +158,38 @@ def test_a_visitor_chats_in_chromium(
             )
             assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
             mid = r.json()["id"]
+            assert drain() >= 1  # dispatched in this process; the socket is the server's
             expect(page.locator(".omnirelay-webchat-agent")).to_have_text(
-                "Hello! How can we help?", timeout=20_000
+                "Hello! How can we help?", timeout=WAIT * 1000
             )
 
             def status() -> str:
+                drain()  # the widget's receipts are provider events for this pipeline
                 with db.read() as session:
                     return str(
                         session.scalars(select(Message.status).where(Message.id == mid)).one()
                     )
 
-            assert wait_for(lambda: status() == "read", timeout=20)  # the panel is open
+            assert wait_for(lambda: status() == "read", timeout=WAIT)  # the panel is open
 
             page.locator(".omnirelay-webchat-input").fill("Do you ship to Oslo?")
             page.locator(".omnirelay-webchat-input").press("Enter")
-            expect(page.locator(".omnirelay-webchat-visitor")).to_have_attribute(
-                "data-state", "stored"
-            )
-            (got,) = wait_for(lambda: receiver.received("/reply"), timeout=20)
+            mine = page.locator(".omnirelay-webchat-visitor")
+            expect(mine).to_have_attribute("data-state", "stored")
+            (got,) = wait_for(lambda: drain() >= 0 and receiver.received("/reply"), timeout=WAIT)
             reply = json.loads(got.body)
             assert (reply["id"], reply["text"]) == (mid, "Do you ship to Oslo?")
+
+            # The operator (an API user) types, then reads: through the server's /user.
+            contact = api.post(
+                "/user/contacts/list", json={"filter": None}, headers=org.token
+            ).json()["data"][0]
+            for action in ("typing", "read"):
+                r = api.post(
+                    f"/user/webchat/{action}", json={"contactId": contact["id"]}, headers=org.token
+                )
+                assert r.status_code == 200 and r.json()["connections"] == 1, r.text
+            expect(page.locator(".omnirelay-webchat-typing")).to_have_text("typing\u2026")
+            expect(mine).to_have_attribute("data-read", "true")
         finally:
             browser.close()

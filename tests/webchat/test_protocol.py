@@ -233,7 +233,14 @@ def test_offline_visitor_gets_it_on_reconnect_or_it_expires(
         assert ws.receive_json()["error"] == "bad_frame"  # no message came before it
 
 
-def test_typing_both_ways_and_limits(chat: Chat) -> None:
+def test_typing_both_ways_and_limits(
+    chat: Chat,
+    link: Callable[[str], None],
+    client: TestClient,
+    org: Org,
+    make_org: Callable[..., Org],
+    db: Database,
+) -> None:
     with chat.socket() as ws, chat.socket() as other:
         token = welcome(ws)
         visitor = token.split(".")[0]
@@ -243,9 +250,33 @@ def test_typing_both_ways_and_limits(chat: Chat) -> None:
         ws.send_json({"type": "x"})
         ws.receive_json()
         assert HUB.typing_since(chat.key, visitor) is not None
-        # The operator side's typing (the hub's event) reaches this visitor only.
-        assert HUB.event(chat.key, visitor, type="typing") == 1
-        assert ws.receive_json() == {"type": "typing"}
+        # The operator's typing and read (/user/webchat/*) reach this visitor only.
+        link(token)
+        with db.read() as session:
+            contact_id = session.scalars(
+                select(Contact.id).where(Contact.webchat_id == visitor)
+            ).one()
+        for action in ("typing", "read"):
+            r = client.post(
+                f"/user/webchat/{action}", json={"contactId": contact_id}, headers=org.token
+            )
+            assert r.json() == {"result": "success", "connections": 1}, r.text
+            assert ws.receive_json() == {"type": action}
+        stranger = make_org()  # another organization's operator: as an unknown contact
+        r = client.post(
+            "/user/contacts/create", json=[{"phone": "+79990001122"}], headers=org.token
+        )
+        phone_only = r.json()["data"][0]["id"]
+        for headers, body, code in (
+            (org.token, {"contactId": phone_only}, "no_webchat_visitor"),
+            (stranger.token, {"contactId": contact_id}, "contact_not_found"),
+            (org.token, {"contactId": "nope"}, "contact_not_found"),
+            (org.token, {"contactId": contact_id, "connectionId": 999999}, "not_found"),
+        ):
+            r = client.post("/user/webchat/typing", json=body, headers=headers)
+            assert r.status_code != 200 and code in r.text, r.text
+        other.send_json({"type": "x"})
+        assert other.receive_json()["error"] == "bad_frame"  # nothing came before it
         ws.send_json({"type": "message", "id": "c", "text": "x" * 4097})
         assert ws.receive_json()["error"] == "bad_text"
         for _ in range(12):  # over the burst: dropped with an error, the socket kept

@@ -47,6 +47,9 @@ class ProviderEvent:
 class SendResult:
     provider_message_id: str
     events: tuple[ProviderEvent, ...] = ()
+    # (channel, payload) the transaction that records the send announces
+    # (wakeup.announce), so listeners hear of it only once it is committed.
+    notices: tuple[tuple[str, str], ...] = ()
 
 
 class RetriableError(Exception):

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from omnirelay.channels import common
+from omnirelay.channels import common, viber_media
 from omnirelay.channels.base import (
     Outbound,
     PermanentError,
@@ -42,7 +42,6 @@ DEFAULT_TIMEOUT = 15.0
 DEFAULT_RATE = 100.0
 MAX_RATE = 10_000.0
 MAX_TEXT = 7000  # Viber's documented text limit
-MAX_CAPTION = 768  # picture description
 MAX_SENDER_NAME = 28
 EVENT_TYPES = ("delivered", "seen", "failed", "subscribed", "unsubscribed", "conversation_started")
 
@@ -138,12 +137,24 @@ class ViberBotAdapter:
 
     def send(self, message: Outbound) -> SendResult:
         config = BotConfig.from_settings(message.settings)
-        body = build_message(message, config)
+        media = viber_media.media_of(message)
+        one = viber_media.native(media, message.text or "")
+        size = self._size(config, one.url) if one is not None else None
+        body = build_message(message, config, media, size)
         answer = self._call(config, "send_message", body)
         token = answer.get("message_token")
         if isinstance(token, bool) or not isinstance(token, int | str) or token == "":
             raise RetriableError("unexpected answer from Viber: status 0 without message_token")
         return SendResult(str(token))
+
+    def _size(self, config: BotConfig, url: str) -> int | None:
+        """A video's or file's size, which Viber requires: the ``Content-Length`` its host
+        answers to ``HEAD`` (through the SSRF guard; no transaction is open)."""
+        answer = self.http.request("HEAD", url, timeout=config.timeout)
+        if answer.status_code >= 500 or answer.status_code == 429:
+            raise RetriableError(f"the host of {url[:200]} answered HTTP {answer.status_code}")
+        length = answer.headers.get("content-length", "")
+        return int(length) if answer.is_success and length.isdigit() else None
 
     def connect(self, settings: Mapping[str, Any], hook_url: str) -> dict[str, Any]:
         """``set_webhook`` to ``hook_url`` for every event omnirelay reads; what Viber
@@ -210,7 +221,15 @@ def read_answer(answer: httpx.Response) -> dict[str, Any]:
     raise PermanentError(text, status=outcome, code=code)
 
 
-def build_message(message: Outbound, config: BotConfig) -> dict[str, Any]:
+def build_message(
+    message: Outbound,
+    config: BotConfig,
+    media: list[viber_media.Media] | None = None,
+    size: int | None = None,
+) -> dict[str, Any]:
+    """The ``send_message`` body; ``media``: the step's image and attachments (read
+    from the step when not given), ``size``: a lone video's or file's size."""
+
     receiver = message.extra.get("recipient")
     if not isinstance(receiver, str) or not receiver:
         raise PermanentError(
@@ -231,53 +250,22 @@ def build_message(message: Outbound, config: BotConfig) -> dict[str, Any]:
         "min_api_version": 1,
     }
     text = message.text or ""
-    if message.image:
-        if len(text) > MAX_CAPTION:
-            raise PermanentError(f"a picture's text is at most {MAX_CAPTION} characters", code=1012)
-        body.update(type="picture", media=message.image, text=text)
+    media = viber_media.media_of(message) if media is None else media
+    if media:
+        body.update(viber_media.content(media, text, size))
+        if body["type"] == "rich_media":
+            body["min_api_version"] = 2
     else:
         if not text.strip():
             raise PermanentError("text is empty", code=1012)
         if len(text) > MAX_TEXT:
             raise PermanentError(f"text is at most {MAX_TEXT} characters", code=1012)
         body.update(type="text", text=text)
-    keyboard = _keyboard(message)
+    keyboard = viber_media.keyboard(message)
     if keyboard is not None:
         body["keyboard"] = keyboard
-        body["min_api_version"] = 3
+        body["min_api_version"] = max(3, body["min_api_version"])
     return body
-
-
-def _keyboard(message: Outbound) -> dict[str, Any] | None:
-    """The seed's action (title + URL) as an open-url button; ``extra["buttons"]``
-    (omnichannel steps) as more buttons: ``{"text", "url"}`` opens a link, ``{"text",
-    "reply"}`` answers with that text, ``{"text", "share_phone": true}`` asks for the phone."""
-    buttons: list[dict[str, Any]] = []
-    if message.action:
-        buttons.append(
-            {
-                "ActionType": "open-url",
-                "ActionBody": message.action["url"],
-                "Text": message.action["title"],
-            }
-        )
-    raw = message.extra.get("buttons")
-    if raw is not None:
-        if not isinstance(raw, list) or len(raw) > 24:
-            raise PermanentError("buttons must be a list of at most 24", code=1021)
-        for item in raw:
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                raise PermanentError("each button needs a text", code=1021)
-            if isinstance(item.get("url"), str):
-                kind, action = "open-url", item["url"]
-            elif item.get("share_phone") is True:
-                kind, action = "share-phone", "phone"
-            else:
-                kind, action = "reply", str(item.get("reply") or item["text"])
-            buttons.append({"ActionType": kind, "ActionBody": action, "Text": item["text"]})
-    if not buttons:
-        return None
-    return {"Type": "keyboard", "DefaultHeight": False, "Buttons": buttons}
 
 
 register(ViberBotAdapter())

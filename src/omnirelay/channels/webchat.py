@@ -3,9 +3,11 @@ docs/channels/webchat.md).
 
 A send is addressed to a visitor's ``webchatId`` (``extra["recipient"]``, found at accept
 from the phone's contact through ``recipient_field``). The adapter hands the message to
-this process's socket hub (webchat/hub.py): an open socket of the visitor gets it at
-once; otherwise the attempt stays ``sent`` and the visitor's next socket reads it from
-the database (webchat/service.pending), on any process, until the step's ttl expires it.
+this process's socket hub (webchat/hub.py): an open socket of the visitor here gets it
+at once; sockets on other processes are woken by the notice the dispatch transaction
+announces when it records the send (webchat/notices.py); the attempt stays ``sent`` and
+a visitor not connected reads it from the database (webchat/service.pending) on their
+next socket, until the step's ttl expires it.
 The adapter never touches the database; statuses (delivered, read) come back from the
 socket surface as provider events.
 """
@@ -17,7 +19,7 @@ import secrets
 from typing import Any
 
 from omnirelay.channels.base import Outbound, PermanentError, SendResult, register
-from omnirelay.webchat import hub
+from omnirelay.webchat import hub, notices
 
 KEYS = ("widget_key", "visitor_secret", "allowed_origins", "title", "colour")
 _KEY = re.compile(r"wc_[A-Za-z0-9_-]{16,64}")
@@ -82,8 +84,11 @@ class WebchatAdapter:
             raise PermanentError("a web chat message needs a text", code=TEXT_ERROR)
         provider_id = f"wc:{message.message_id}:{message.try_number}"
         key = str(message.settings.get("widget_key", ""))
+        # A socket of the visitor in this process gets it now; the others (any process)
+        # when the dispatch's record of the send commits (its notice, ADR 44).
         hub.HUB.post(key, visitor, hub.outbound_frame(provider_id, message.text))
-        return SendResult(provider_message_id=provider_id)
+        notice = (notices.CHANNEL, notices.payload(key, visitor))
+        return SendResult(provider_message_id=provider_id, notices=(notice,))
 
 
 register(WebchatAdapter())

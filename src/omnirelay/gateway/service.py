@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from omnirelay import wakeup
+from omnirelay.blocklist import service as blocklist
 from omnirelay.channels.base import PermanentError, RetriableError
 from omnirelay.channels.whatsapp_cloud import to_provider_event
 from omnirelay.connections import service as connections
@@ -733,7 +734,8 @@ def bind_driver(
 
 def cloud_events(session: Session, device: Device, events: list[Any], now: datetime) -> int:
     """Apply what a Cloud API webhook said: statuses through the pipeline (as any
-    provider's reports), inbound messages to the device's incoming webhook."""
+    provider's reports), inbound messages to the device's incoming webhook (a stop or
+    start keyword changing the organization's block list first, blocklist.opt_out)."""
     applied = 0
     for event in events:
         if event.kind == "status" and event.provider_message_id:
@@ -748,6 +750,11 @@ def cloud_events(session: Session, device: Device, events: list[Any], now: datet
                 )
                 applied += 1
         elif event.kind == "inbound" and event.sender:
+            # STOP / START on the device's number, as on every channel's inbound path
+            # (messaging/sessions.inbound); the device's webhook still gets the message.
+            blocklist.opt_out(
+                session, device.organization_id, event.sender, event.text or "", "whatsapp"
+            )
             extra: dict[str, Any] = {}
             if event.latitude is not None and event.longitude is not None:
                 extra["location"] = f"{event.latitude},{event.longitude}"

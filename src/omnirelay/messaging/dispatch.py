@@ -316,6 +316,10 @@ class DispatchStep:
                         self._give_up_or_later(session, message, None, "recording failed", now)
         if plain:  # the common case, set-based
             pipeline.sent_many(session, plain, now)
+        for send, outcome in zip(batch.sends, outcomes, strict=True):
+            if isinstance(outcome, SendResult) and send.message_id in mine:
+                for channel, payload in outcome.notices:  # heard after this commit
+                    wakeup.announce(session, channel, payload)
 
     def _record(self, session: Session, send: Send, outcome: Outcome, now: datetime) -> None:
         message = repo.lock(session, send.message_id)

@@ -170,8 +170,22 @@ def _check(body: dict[str, Any]) -> str | None:
         return f"unknown type {kind!r}"
     if kind == "text" and not (isinstance(body.get("text"), str) and body["text"]):
         return "text is required"
-    if kind == "picture" and not isinstance(body.get("media"), str):
+    if kind in ("picture", "video", "file") and not isinstance(body.get("media"), str):
         return "media is required"
+    if kind in ("video", "file"):
+        size = body.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            return "size is required"
+        if size > (26 if kind == "video" else 50) * 1024 * 1024:
+            return "media is too big"
+    if kind == "file":
+        name = body.get("file_name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 256:
+            return "file_name is required"
+    if kind == "rich_media":
+        problem = _check_rich_media(body)
+        if problem is not None:
+            return problem
     keyboard = body.get("keyboard")
     if keyboard is not None:
         if not isinstance(keyboard, dict) or keyboard.get("Type") != "keyboard":
@@ -182,6 +196,38 @@ def _check(body: dict[str, Any]) -> str | None:
         for b in buttons:
             if not isinstance(b, dict) or not b.get("ActionBody"):
                 return "a button needs ActionBody"
+    return None
+
+
+def _check_rich_media(body: dict[str, Any]) -> str | None:
+    """A carousel: ``rich_media`` {Type, ButtonsGroupColumns 1..6, ButtonsGroupRows 1..7,
+    Buttons}: every button fits a card, the cards are whole, at most 6 of them; the body
+    asks for min_api_version 2 or later."""
+    if not isinstance(body.get("min_api_version"), int) or body["min_api_version"] < 2:
+        return "rich_media needs min_api_version 2"
+    rich = body.get("rich_media")
+    if not isinstance(rich, dict) or rich.get("Type") != "rich_media":
+        return "rich_media.Type must be rich_media"
+    columns, rows = rich.get("ButtonsGroupColumns", 6), rich.get("ButtonsGroupRows", 7)
+    if not (isinstance(columns, int) and 1 <= columns <= 6 and isinstance(rows, int)):
+        return "ButtonsGroupColumns is 1..6"
+    if not 1 <= rows <= 7:
+        return "ButtonsGroupRows is 1..7"
+    buttons = rich.get("Buttons")
+    if not isinstance(buttons, list) or not buttons:
+        return "rich_media.Buttons is required"
+    cells = 0
+    for b in buttons:
+        if not isinstance(b, dict):
+            return "a button is an object"
+        w, h = b.get("Columns", 6), b.get("Rows", 1)
+        if not (isinstance(w, int) and isinstance(h, int) and 1 <= w <= columns and 1 <= h <= rows):
+            return "a button does not fit its card"
+        if b.get("ActionType", "reply") != "none" and not b.get("ActionBody"):
+            return "a button needs ActionBody"
+        cells += w * h
+    if cells % (columns * rows) or cells // (columns * rows) > 6:
+        return "rich_media is 1..6 whole cards"
     return None
 
 

@@ -2,8 +2,9 @@
 
 The adapter posts from a worker thread; each socket reads its own asyncio queue on the
 server's event loop, so a post is ``call_soon_threadsafe``. The hub is per process: a
-visitor whose socket is on another process gets the message from the database on its
-next poll (webchat/service.pending; docs/channels/webchat.md, ADR 35).
+visitor whose socket is on another process is woken by a notice once the send is
+committed (webchat/notices.py, ADR 44) and reads it from the database
+(webchat/service.pending); a slow poll is the safety net (docs/channels/webchat.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 QUEUE_LIMIT = 256  # frames waiting for one slow socket; past it the socket is closed
+WAKE = "\x00wake"  # not a frame: the socket reads its visitor's waiting sends
 
 
 def outbound_frame(provider_id: str, text: str) -> str:
@@ -28,6 +30,7 @@ class Sink:
 
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    woken: bool = False  # a WAKE is queued and not yet taken
 
     def put(self, frame: str) -> None:
         def _put() -> None:
@@ -35,6 +38,16 @@ class Sink:
                 self.queue.put_nowait(frame)  # not messages: those come back by polling
 
         self.loop.call_soon_threadsafe(_put)
+
+    def wake(self) -> None:
+        """Read the waiting sends: once, however many notices come before the read."""
+
+        def _wake() -> None:
+            if not self.woken and not self.queue.full():
+                self.woken = True
+                self.queue.put_nowait(WAKE)
+
+        self.loop.call_soon_threadsafe(_wake)
 
 
 class Hub:
@@ -66,6 +79,20 @@ class Hub:
 
     def event(self, key: str, visitor: str, *, skip: Sink | None = None, **frame: Any) -> int:
         return self.post(key, visitor, json.dumps(frame), skip=skip)
+
+    def wake(self, key: str, visitor: str) -> int:
+        """A send to the visitor is committed: their sockets here read it."""
+        with self._lock:
+            sinks = list(self._sinks.get((key, visitor), ()))
+        for sink in sinks:
+            sink.wake()
+        return len(sinks)
+
+    def wake_all(self) -> None:
+        with self._lock:
+            sinks = [s for group in self._sinks.values() for s in group]
+        for sink in sinks:
+            sink.wake()
 
     def typing(self, key: str, visitor: str) -> None:
         """The visitor is typing: kept for the operator side (``typing_since``)."""

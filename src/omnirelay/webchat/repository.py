@@ -13,16 +13,16 @@ from omnirelay.messaging.models import Message, MessageAttempt
 PENDING_LIMIT = 200
 
 
-def connections(session: Session) -> list[ChannelConnection]:
-    """Every live ``webchat`` connection (few per organization; the key is in settings)."""
-    return list(
-        session.scalars(
-            select(ChannelConnection).where(
-                ChannelConnection.provider == "webchat",
-                ChannelConnection.deleted_at.is_(None),
-            )
-        )
+def connections(session: Session, organization_id: str | None = None) -> list[ChannelConnection]:
+    """Every live ``webchat`` connection, or the organization's (few per organization;
+    the key is in settings)."""
+    query = select(ChannelConnection).where(
+        ChannelConnection.provider == "webchat",
+        ChannelConnection.deleted_at.is_(None),
     )
+    if organization_id is not None:
+        query = query.where(ChannelConnection.organization_id == organization_id)
+    return list(session.scalars(query.order_by(ChannelConnection.id)))
 
 
 def waiting(

@@ -13,13 +13,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from omnirelay.channels.base import ProviderEvent
+from omnirelay.contacts import repository as contacts_repo
 from omnirelay.contacts import service as contacts
 from omnirelay.db import utcnow
+from omnirelay.errors import InvalidInput, NotFound
 from omnirelay.messaging import pipeline, sessions
 from omnirelay.messaging.models import Message, MessageAttempt
+from omnirelay.webchat import notices
 from omnirelay.webchat import repository as repo
 
 STATUSES = ("delivered", "read")
+OPERATOR_FRAMES = ("typing", "read")  # what the operator side shows the visitor
 
 
 @dataclass(frozen=True)
@@ -134,3 +138,35 @@ def report(session: Session, w: Widget, visitor: str, provider_id: str, status: 
     event = ProviderEvent(kind="status", status=status)
     pipeline.enqueue_event(session, w.organization_id, w.connection_id, provider_id, event)
     return True
+
+
+# --- the operator side: typing and read, to the visitor's widgets on every process -------
+
+
+def operator_event(
+    session: Session,
+    organization_id: str,
+    contact_id: str,
+    kind: str,
+    connection_id: int | None = None,
+) -> int:
+    """The operator is typing to the contact's visitor, or has read what they wrote:
+    announced to the visitor's widgets of the organization's web chats (or of
+    ``connection_id``) after the commit; how many web chats it went to."""
+    assert kind in OPERATOR_FRAMES
+    contact = contacts_repo.get(session, organization_id, contact_id)
+    if contact is None:
+        raise NotFound("contact_not_found", "Contact not found")
+    if not contact.webchat_id:
+        raise InvalidInput("no_webchat_visitor", "the contact has no webchatId", field="contactId")
+    chats = [
+        c
+        for c in repo.connections(session, organization_id)
+        if c.active and (connection_id is None or c.id == connection_id)
+    ]
+    if connection_id is not None and not chats:
+        raise NotFound("connection_not_found", f"no web chat connection {connection_id}")
+    for conn in chats:
+        key = str(conn.settings.get("widget_key", ""))
+        notices.announce(session, key, contact.webchat_id, {"type": kind})
+    return len(chats)

@@ -12,6 +12,7 @@ from omnirelay.surfaces.platform.channels import router as channels_router
 from omnirelay.surfaces.platform.media import install as install_media
 from omnirelay.surfaces.platform.notifications import router as notifications_router
 from omnirelay.surfaces.platform.routes import router
+from omnirelay.surfaces.platform.webchat import router as webchat_router
 from omnirelay.surfaces.preauth import PreAuth
 from omnirelay.surfaces.token import preauth
 
@@ -41,4 +42,5 @@ def create_platform_app(ctx: AppContext) -> FastAPI:
     app.include_router(contacts.router)
     app.include_router(deals.router)
     app.include_router(templates.router)
+    app.include_router(webchat_router)
     return app

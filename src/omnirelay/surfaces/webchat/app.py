@@ -4,7 +4,8 @@ one plain script) and ``/ws?key=<widget key>[&visitor=<signed id>]`` (its WebSoc
 The socket protocol is JSON text frames (docs/channels/webchat.md):
 
 - server → widget: ``welcome`` {visitor, title, colour}; ``message`` {id, text};
-  ``ack`` {id} (the visitor's message is stored); ``typing``; ``error`` {error}.
+  ``ack`` {id} (the visitor's message is stored); ``typing`` and ``read`` (the
+  operator's, from /user/webchat/*); ``error`` {error}.
 - widget → server: ``message`` {id, text}; ``typing``; ``received`` {id}; ``read`` {id}.
 
 The Origin header must be one of the connection's allowed origins; a visitor id that is
@@ -30,13 +31,12 @@ from starlette.websockets import WebSocketDisconnect
 from omnirelay import __version__
 from omnirelay.contacts import unit
 from omnirelay.context import AppContext
-from omnirelay.webchat import hub, service
+from omnirelay.webchat import hub, notices, service
 from omnirelay.webchat.service import Widget
 
 MAX_FRAME = 8192  # bytes of one frame from a widget
 MAX_TEXT = 4096  # characters of a visitor's message
 RATE, BURST = 5.0, 10  # frames a second per socket
-POLL_SECONDS = 5.0  # how often a socket reads the sends no process handed it live
 REFUSED, FORGED, TOO_BIG = 4403, 4401, 1009
 
 
@@ -68,6 +68,9 @@ def create_webchat_app(ctx: AppContext) -> FastAPI:
         redoc_url=None,
     )
     script = widget_script()
+    # A safety net: sends reach sockets by notice (webchat/notices.py); the poll covers
+    # a notice lost with a dropped LISTEN connection.
+    poll_seconds = ctx.settings.webchat_poll_seconds
 
     @app.get("/widget.js")
     def widget_js() -> Response:
@@ -116,6 +119,7 @@ def create_webchat_app(ctx: AppContext) -> FastAPI:
         )
         sink = hub.Sink(asyncio.get_running_loop())
         hub.HUB.join(w.key, visitor, sink)
+        ear = await notices.attach(ctx.db)  # before the first read: nothing falls between
         sent: set[str] = set()  # ids this socket already carried
 
         async def deliver(frame: str) -> None:
@@ -129,8 +133,11 @@ def create_webchat_app(ctx: AppContext) -> FastAPI:
         async def writer() -> None:
             while True:
                 try:
-                    frame = await asyncio.wait_for(sink.queue.get(), POLL_SECONDS)
+                    frame = await asyncio.wait_for(sink.queue.get(), poll_seconds)
                 except TimeoutError:
+                    frame = hub.WAKE
+                if frame == hub.WAKE:
+                    sink.woken = False  # a notice from now on queues another read
                     for pid, text in await run_in_threadpool(pending, w, visitor):
                         await deliver(hub.outbound_frame(pid, text))
                     continue
@@ -148,6 +155,7 @@ def create_webchat_app(ctx: AppContext) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+            await notices.detach(ear)
 
     async def _read(
         ws: WebSocket, w: Widget, visitor: str, sink: hub.Sink, receive: Any, report: Any

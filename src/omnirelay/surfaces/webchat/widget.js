@@ -128,6 +128,10 @@
     } else if (data.type === "ack") {
       var mine = list.querySelector('[data-id="' + data.id + '"]');
       if (mine) mine.setAttribute("data-state", "stored");
+    } else if (data.type === "read") {
+      // The operator has read what the visitor wrote so far.
+      var written = list.querySelectorAll(".omnirelay-webchat-visitor");
+      for (var i = 0; i < written.length; i++) written[i].setAttribute("data-read", "true");
     } else if (data.type === "typing") {
       typing.textContent = "typing\u2026";
       setTimeout(function () {
