@@ -223,7 +223,7 @@ class HttpPeer:
         )
         with self._lock:
             self.requests.append(req)
-            del self.requests[:-self.max_records]
+            del self.requests[: -self.max_records]
             dropped = self.drop > 0
             self.drop -= dropped
         answer: Answer | str | None = DROP if dropped else None

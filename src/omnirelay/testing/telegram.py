@@ -413,6 +413,7 @@ class TelegramPeer(HttpPeer):
                 return tg_error(400, "Bad Request: message caption is too long")
         return _check_markup(body.get("reply_markup"))
 
+
 def _check_markup(markup: Any) -> Answer | None:
     if markup is None:
         return None
