@@ -164,9 +164,11 @@ def twilio_sends(args: argparse.Namespace) -> None:
     queues calls over an account's calls-per-second instead of refusing them, so there is
     no limit to hold here: a 429 it does send is retried after its Retry-After."""
     with cb.twilio_peer() as (peer, originate):
-        seconds, latencies, _ = pump(originate, args.n)
-        assert len(peer.calls) == args.n, f"{len(peer.calls)} calls of {args.n}"
-    row("twilio calls placed, limit off", args.n, seconds, latencies, "(no limit documented)")
+        seconds, latencies, retried = pump(originate, args.n)
+        # A try whose answer was lost (a reset connection) may have placed its call.
+        assert len(peer.calls) >= args.n, f"{len(peer.calls)} calls of {args.n}"
+        note = f"retried {retried}, {len(peer.calls)} calls at the peer; no limit documented"
+    row("twilio calls placed, limit off", args.n, seconds, latencies, note)
 
 
 def email_sends(args: argparse.Namespace) -> None:
@@ -239,7 +241,8 @@ def email_in(args: argparse.Namespace) -> None:
 
 def webchat(args: argparse.Namespace) -> None:
     """Web chat both ways over the app's sockets: sends by the adapter to 4 visitors
-    (no provider, no limit), then visitor messages, each stored before its ack."""
+    (no provider, no limit), then visitor messages, each stored before its ack (the
+    socket's own flood limit, 5 frames a second, spreads them over visitors)."""
     with database(args.db) as db:
         with db.transaction() as session:
             org = tenancy.create_organization(session, "Bench", created_via="cli").organization.id
@@ -267,8 +270,14 @@ def webchat(args: argparse.Namespace) -> None:
             got.wait(300)
             seconds = time.perf_counter() - started
             row("webchat sends, limit off", args.n, seconds, got.latencies(), "(none documented)")
-            seconds, latencies = cb.visitor_messages(socks, args.inbound)
-            row(f"webchat messages applied ({args.db})", args.inbound, seconds, latencies, "(ack)")
+        # A socket takes 5 frames a second (a burst of 10): 8 messages per visitor.
+        with (
+            app(db) as client,
+            cb.visitors(client, settings["widget_key"], -(-args.inbound // 8)) as talkers,
+        ):
+            seconds, latencies = cb.visitor_messages(talkers, args.inbound)
+            note = f"(stored before the ack; {len(talkers)} visitors)"
+            row(f"webchat messages applied ({args.db})", args.inbound, seconds, latencies, note)
         assert _inbound(db) == args.inbound
 
 
