@@ -199,86 +199,86 @@ def app(db: Database) -> Iterator[TestClient]:
 
 def hooks_in(args: argparse.Namespace) -> None:
     """Signed webhooks of every HTTP adapter to /hooks, then their jobs applied."""
-    n = args.inbound
-    with database(args.db) as db:
-        with db.transaction() as session:
-            org = tenancy.create_organization(session, "Bench", created_via="cli").organization.id
-        peers = cb.HookPeers()
-        with peers, app(db) as client:
-            for name, make in peers.cases(db, org):
-                if args.only and name not in args.only:
-                    continue
-                before = _inbound(db)
-                latencies = []
-                started = time.perf_counter()
-                for i in range(n):
-                    path, body, headers = make(i)
-                    t = time.perf_counter()
-                    answer = client.post(path, content=body, headers=headers)
-                    assert answer.status_code in (200, 204), f"{name}: {answer.text}"
-                    latencies.append(time.perf_counter() - t)
-                posted = time.perf_counter() - started
-                row(f"{name} webhooks answered ({args.db})", n, posted, latencies, "(stored)")
-                if name == "twilio":  # the engine's answered events would bridge calls
-                    continue
-                started = time.perf_counter()
-                ran = Worker(db, tasks).run_until_idle(max_jobs=20 * n)
-                applied = time.perf_counter() - started
-                stored = _inbound(db) - before
-                assert stored == n, f"{name}: {stored} inbound messages stored of {n}"
-                each = [applied / max(1, ran)]
-                row(f"{name} webhooks applied ({args.db})", n, applied, each, f"({ran} jobs)")
+    n, db = args.inbound, args.database
+    with db.transaction() as session:
+        org = tenancy.create_organization(session, "Bench", created_via="cli").organization.id
+    peers = cb.HookPeers()
+    with peers, app(db) as client:
+        for name, make in peers.cases(db, org):
+            if args.only and name not in args.only:
+                continue
+            before = _inbound(db)
+            latencies = []
+            started = time.perf_counter()
+            for i in range(n):
+                path, body, headers = make(i)
+                t = time.perf_counter()
+                answer = client.post(path, content=body, headers=headers)
+                assert answer.status_code in (200, 204), f"{name}: {answer.text}"
+                latencies.append(time.perf_counter() - t)
+            posted = time.perf_counter() - started
+            row(f"{name} webhooks answered ({args.db})", n, posted, latencies, "(stored)")
+            if name == "twilio":  # the engine's answered events would bridge calls
+                continue
+            started = time.perf_counter()
+            ran = Worker(db, tasks).run_until_idle(max_jobs=20 * n)
+            applied = time.perf_counter() - started
+            stored = _inbound(db) - before
+            assert stored == n, f"{name}: {stored} inbound messages stored of {n}"
+            each = [applied / max(1, ran)]
+            row(f"{name} webhooks applied ({args.db})", n, applied, each, f"({ran} jobs)")
 
 
 def email_in(args: argparse.Namespace) -> None:
-    n = args.inbound
-    with database(args.db) as db:
-        seconds, latencies, done, applied = cb.email_replies(db, n)
-        row(f"email replies accepted ({args.db})", n, seconds, latencies, "(committed before 250)")
-        row(f"email replies applied ({args.db})", n, applied, [applied / max(1, done)], "(jobs)")
-        assert _inbound(db) == n + 1
+    n, db = args.inbound, args.database
+    before = _inbound(db)
+    seconds, latencies, done, applied = cb.email_replies(db, n)
+    row(f"email replies accepted ({args.db})", n, seconds, latencies, "(committed before 250)")
+    row(f"email replies applied ({args.db})", n, applied, [applied / max(1, done)], "(jobs)")
+    assert _inbound(db) - before == n + 1
 
 
 def webchat(args: argparse.Namespace) -> None:
     """Web chat both ways over the app's sockets: sends by the adapter to 4 visitors
     (no provider, no limit), then visitor messages, each stored before its ack (the
     socket's own flood limit, 5 frames a second, spreads them over visitors)."""
-    with database(args.db) as db:
-        with db.transaction() as session:
-            org = tenancy.create_organization(session, "Bench", created_via="cli").organization.id
-            conn = connections.create(
-                session,
-                org,
-                channel="webchat",
-                provider="webchat",
-                name="chat",
-                settings={"allowed_origins": [cb.ORIGIN]},
-                senders=["shop"],
-            )
-            settings = dict(conn.settings)
-        adapter = WebchatAdapter()
-        with app(db) as client, cb.visitors(client, settings["widget_key"], 4) as socks:
-            got = cb.Collector(socks, args.n)
+    db = args.database
+    before = _inbound(db)
+    with db.transaction() as session:
+        org = tenancy.create_organization(session, "Chat", created_via="cli").organization.id
+        conn = connections.create(
+            session,
+            org,
+            channel="webchat",
+            provider="webchat",
+            name="chat",
+            settings={"allowed_origins": [cb.ORIGIN]},
+            senders=["shop"],
+        )
+        settings = dict(conn.settings)
+    adapter = WebchatAdapter()
+    with app(db) as client, cb.visitors(client, settings["widget_key"], 4) as socks:
+        got = cb.Collector(socks, args.n)
 
-            def send(i: int) -> None:
-                message = outbound(i, "webchat", settings, recipient=socks[i % len(socks)].visitor)
-                got.sent[message.message_id] = time.perf_counter()
-                adapter.send(message)
+        def send(i: int) -> None:
+            message = outbound(i, "webchat", settings, recipient=socks[i % len(socks)].visitor)
+            got.sent[message.message_id] = time.perf_counter()
+            adapter.send(message)
 
-            started = time.perf_counter()
-            seconds, _, _ = pump(send, args.n)
-            got.wait(300)
-            seconds = time.perf_counter() - started
-            row("webchat sends, limit off", args.n, seconds, got.latencies(), "(none documented)")
-        # A socket takes 5 frames a second (a burst of 10): 8 messages per visitor.
-        with (
-            app(db) as client,
-            cb.visitors(client, settings["widget_key"], -(-args.inbound // 8)) as talkers,
-        ):
-            seconds, latencies = cb.visitor_messages(talkers, args.inbound)
-            note = f"(stored before the ack; {len(talkers)} visitors)"
-            row(f"webchat messages applied ({args.db})", args.inbound, seconds, latencies, note)
-        assert _inbound(db) == args.inbound
+        started = time.perf_counter()
+        seconds, _, _ = pump(send, args.n)
+        got.wait(300)
+        seconds = time.perf_counter() - started
+        row("webchat sends, limit off", args.n, seconds, got.latencies(), "(none documented)")
+    # A socket takes 5 frames a second (a burst of 10): 8 messages per visitor.
+    with (
+        app(db) as client,
+        cb.visitors(client, settings["widget_key"], -(-args.inbound // 8)) as talkers,
+    ):
+        seconds, latencies = cb.visitor_messages(talkers, args.inbound)
+        note = f"(stored before the ack; {len(talkers)} visitors)"
+        row(f"webchat messages applied ({args.db})", args.inbound, seconds, latencies, note)
+    assert _inbound(db) - before == args.inbound
 
 
 ROWS: dict[str, Callable[[argparse.Namespace], None]] = {
@@ -305,13 +305,16 @@ def main() -> None:
         args.n, args.inbound, args.seconds = 30, 15, 1.0
     print(f"bench/channels.py  db={args.db}  n={args.n}  inbound={args.inbound}", flush=True)
     wanted = set(args.only or NAMES)
-    for name, run in ROWS.items():
-        covers = {"messengers": {"telegram", "viber_bot", "infobip_viber", "vk"}}.get(
-            name,
-            {"hooks": set(NAMES) - {"email", "webchat"}, "email_in": {"email"}}.get(name, {name}),
-        )
-        if covers & wanted:
-            run(args)
+    covers = {
+        "messengers": {"telegram", "viber_bot", "infobip_viber", "vk"},
+        "hooks": set(NAMES) - {"email", "webchat"},
+        "email_in": {"email"},
+    }
+    # One database for every row (a throwaway PostgreSQL takes seconds to start).
+    with database(args.db) as args.database:
+        for name, run in ROWS.items():
+            if covers.get(name, {name}) & wanted:
+                run(args)
     if not all(cb.HELD):
         # --smoke measures a second or two: one late wake-up on a loaded CI machine moves
         # that by more than 5 %, so only a full run fails on it.
