@@ -5,8 +5,9 @@ Sends: each adapter's ``send`` called from 32 threads, as the dispatch pool call
 against its peer (testing/telegram.py, viber.py, vk.py, smtppeer.py, twilio.py; web chat:
 visitor sockets of the app), with the provider's documented rate limit off and on (on:
 the rate at which the sends reached the peer, and whether it held within 5 % of the
-limit). A send refused for the rate (a RetriableError) is tried again after its delay,
-as the dispatch drain would. Twilio: a call placed (``originate``) is a send.
+limit; the peer enforces the limit as the provider does). A send refused for the rate (a
+RetriableError) is tried again after its delay, as the dispatch drain would. Twilio: a
+call placed (``originate``) is a send.
 
 Inbound: the provider's webhooks POSTed, signed, to /hooks (the app in process, one
 client), each stored as a job before its answer; then the jobs applied by one worker
@@ -138,6 +139,11 @@ def messenger_sends(args: argparse.Namespace) -> None:
             n = args.n if not limit else int(documented * args.seconds)
             adapter = make_adapter(allowed_networks=LOOPBACK)
             with make_peer() as peer:
+                # The peer holds the limit too, as the provider would: a send over it is
+                # refused (Telegram: 429 retry_after; VK: error 6), counted as retried.
+                peer.rate_limit = limit or None
+                if isinstance(peer, TelegramPeer):
+                    peer.flood_limit = limit * 1.05 + 1 if limit else None
                 settings = adapter.validate_settings(peer.settings(rate_limit=limit))
                 channel = "vk" if name == "vk" else name.split("_")[0].replace("infobip", "viber")
 
