@@ -5,6 +5,9 @@ the adapter; then every accepted message must have been taken by its provider (t
 has it, the status is ``sent`` or later) and none lost. Run by bench/chaos.py after its
 kill -9 test, in process on a fresh database (no kills: the faults are the provider's).
 
+Then the call-back telephony's fault (testing/twiliochaos.py): call-backs placed through
+/3.0 against a Twilio peer that drops and fails Calls.json and the bridge at random.
+
 A lost message: accepted, and after the wait neither final nor sent (still waiting for a
 try), or sent while the peer never received it; one given up (its tries used up by
 faults: a final status other than delivered) fails the run too. ``sent`` is where a
@@ -40,6 +43,7 @@ from omnirelay.net.ssrf import parse_networks
 from omnirelay.queue.registry import tasks
 from omnirelay.queue.worker import Worker
 from omnirelay.tenancy import service as tenancy
+from omnirelay.testing import twiliochaos
 from omnirelay.testing.bench import peak_rss_mb
 from omnirelay.testing.httppeer import Chaos
 from omnirelay.testing.smtppeer import SmtpPeer
@@ -200,6 +204,9 @@ def run(db: Database, n: int, *, seed: int, share: float, wait: float) -> bool:
                 f"faults: {case.chaos.dropped} dropped, {case.chaos.errors} x 500  "
                 f"statuses {dict(statuses)}  LOST {waiting + unseen}"
             )
-    print(f"   settled in {took:.1f} s; peak RSS {peak_rss_mb():.0f} MB")
+    print(f"   settled in {took:.1f} s")
+    # Call-back telephony: call-backs, not messages (a fault in Calls.json and the bridge).
+    ok = twiliochaos.run(db, max(5, n // 4), seed=seed, share=share, wait=wait) and ok
+    print(f"   peak RSS {peak_rss_mb():.0f} MB")
     print("   RESULT:", "PASS, 0 lost per adapter" if ok else "FAIL, lost or given up")
     return ok
