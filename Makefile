@@ -47,8 +47,6 @@ bench: $(STAMP)
 		$(BIN)/python bench/fairness.py --db $$db; \
 		$(BIN)/python bench/notifications.py --db $$db; \
 		$(BIN)/python bench/channels.py --db $$db; \
-		$(BIN)/python bench/channels_telegram.py --db $$db; \
-		$(BIN)/python bench/channels_vibervk.py --db $$db; \
 	done
 	set -e; for w in 1 2 4; do \
 		$(BIN)/python bench/send.py --db postgresql --workers $$w; \

@@ -45,6 +45,11 @@ delivery is at-least-once by design (docs/smpp.md, docs/webhooks.md).
     python bench/chaos.py [--db sqlite|postgresql] [--kills K] [--rate R] [--gap S]
                           [--seed N] [--workers W] [--quick] [--keep-logs] [--smoke]
 
+Then, on another fresh database, one fault per adapter of issue 16 (testing/adapterchaos.py):
+each provider's local peer drops connections and answers its 500 at random while
+``--adapter-messages`` messages per adapter go through it; 0 lost per adapter, printed.
+``--adapters-only`` runs just that part.
+
 ``make chaos`` runs it on both engines; ``make bench-smoke`` runs ``--smoke`` (2 kills).
 Figures and how to read them: docs/chaos.md.
 """
@@ -83,6 +88,7 @@ from omnirelay.messaging.models import Message
 from omnirelay.messaging.pipeline import FINAL
 from omnirelay.queue.models import Job
 from omnirelay.tenancy import service as tenancy
+from omnirelay.testing import adapterchaos
 from omnirelay.testing.bench import database, percentile
 from omnirelay.testing.smsc import Received, Smsc, free_port
 from omnirelay.webhooks.models import WebhookEvent
@@ -818,12 +824,22 @@ def main() -> None:
         action="store_true",
         help="do not wait for submit_sm to flow again before the next kill",
     )
+    parser.add_argument(
+        "--adapter-messages", type=int, default=200, help="messages per adapter, faulted peers"
+    )
+    parser.add_argument(
+        "--faults", type=float, default=0.2, help="share of an adapter's sends faulted"
+    )
+    parser.add_argument(
+        "--adapters-only", action="store_true", help="only the faults per adapter, no kills"
+    )
     parser.add_argument("--smoke", action="store_true", help="a small run for CI (2 kills)")
     args = parser.parse_args()
     if args.smoke:
         args.kills, args.rate, args.gap, args.seconds, args.tail = 2, 20.0, 5.0, 15.0, 3.0
         args.quick = True
         args.wait = min(args.wait, 100.0)
+        args.adapter_messages = 20
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
     if args.workers is None:
@@ -832,16 +848,23 @@ def main() -> None:
         parser.error("--kills must be at least 1")
 
     logdir = Path(tempfile.mkdtemp(prefix="omnirelay-chaos-"))
-    ok = False
+    ok = args.adapters_only
     try:
-        with database(args.db) as db:
-            ok = asyncio.run(_run(args, db, logdir))
+        if not args.adapters_only:
+            with database(args.db) as db:
+                ok = asyncio.run(_run(args, db, logdir))
     finally:
         if ok and not args.keep_logs:
             shutil.rmtree(logdir, ignore_errors=True)
         else:
             print(f"server logs: {logdir}")
-    sys.exit(0 if ok else 1)
+    print()
+    os.environ.setdefault("OMNIRELAY_LOG_LEVEL", "WARNING")
+    with database(args.db) as db:
+        adapters_ok = adapterchaos.run(
+            db, args.adapter_messages, seed=args.seed, share=args.faults, wait=args.wait
+        )
+    sys.exit(0 if ok and adapters_ok else 1)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from omnirelay.channels.base import RetriableError
 from omnirelay.channels.common import Pacer
 
 
@@ -37,3 +38,15 @@ def test_a_late_request_moves_the_schedule_and_hold_pushes_it_back() -> None:
     assert abs(pacer.wait("a", 10) - 0.1) < 1e-9
     pacer.hold("a", 5.0)  # a 429 with Retry-After: 5
     assert abs(pacer.wait("a", 10) - 5.0) < 1e-9
+
+
+def test_most_retries_a_request_whose_slot_is_further_behind_the_queue() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep)
+    pacer.wait("bot", 1, most=2.0)  # now
+    pacer.wait("bot", 1, most=2.0)  # a second later: within 2 s
+    with pytest.raises(RetriableError) as later:
+        pacer.hold("bot", 3.0)  # a 429's Retry-After: the next slot 3 s away
+        pacer.wait("bot", 1, most=2.0)
+    assert later.value.delay == pytest.approx(3.0)
+    assert pacer.wait("bot", 1) == pytest.approx(3.0)  # without ``most`` it waits

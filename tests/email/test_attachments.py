@@ -24,24 +24,7 @@ from omnirelay.smtp.listener import MailListener
 from omnirelay.testing.receiver import Receiver
 from omnirelay.testing.smtppeer import SmtpPeer
 from tests.conftest import Org
-from tests.email.conftest import TO, bodies, deliver, wait_for
-from tests.email.test_inbound import _sent
-
-PDF = b"%PDF-1.4\n" + bytes(range(256)) * 64
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 500
-
-
-def reply_with(in_reply_to: str, text: str, files: list[tuple[bytes, str, str, str]]) -> bytes:
-    """A reply with attachments: (data, maintype, subtype, filename)."""
-    mail = EmailMessage()
-    mail["From"] = f"Ann <{TO}>"
-    mail["To"] = "support@shop.example"
-    mail["Subject"] = "Re: Your order"
-    mail["In-Reply-To"] = f"<{in_reply_to}>"
-    mail.set_content(text)
-    for data, maintype, subtype, filename in files:
-        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    return mail.as_bytes(policy=policy.SMTP)  # CRLF: smtplib sends bytes as they are
+from tests.email.conftest import PDF, PNG, TO, bodies, deliver, reply_with, sent, wait_for
 
 
 @pytest.fixture
@@ -64,7 +47,7 @@ def test_a_replys_attachments_are_stored_linked_and_served(
     deliverer: Any,
     db: Database,
 ) -> None:
-    _, pid = _sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
+    _, pid = sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
     files = [(PDF, "application", "pdf", "invoice.pdf"), (PNG, "image", "png", "photo.png")]
     deliver(listener, TO, ["support@shop.example"], reply_with(pid, "See attached", files))
     drain()
@@ -103,7 +86,7 @@ def test_a_reply_without_attachments_has_an_empty_list(
     deliverer: Any,
     db: Database,
 ) -> None:
-    _, pid = _sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
+    _, pid = sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
     deliver(listener, TO, ["support@shop.example"], reply_with(pid, "Just text", []))
     drain()
     [body] = wait_for(lambda: bodies(receiver, "/reply"))
@@ -127,7 +110,7 @@ def test_files_that_fail_a_check_are_listed_with_the_reason_and_the_text_is_kept
     db: Database,
     settings: Settings,
 ) -> None:
-    _, pid = _sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
+    _, pid = sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
     files = [
         (b"x" * (MAX_SIZE + 1), "application", "pdf", "huge.pdf"),
         (PNG, "application", "pdf", "photo.png"),  # a type that does not fit its name
@@ -166,7 +149,7 @@ def test_an_unnamed_attachment_gets_a_name_from_its_type(
     receiver: Receiver,
     deliverer: Any,
 ) -> None:
-    _, pid = _sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
+    _, pid = sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
     mail = EmailMessage()
     mail["From"] = f"Ann <{TO}>"
     mail["To"] = "support@shop.example"

@@ -20,9 +20,7 @@ from omnirelay.smtp.listener import MailListener
 from omnirelay.testing.receiver import Receiver
 from omnirelay.testing.smtppeer import SmtpPeer
 from tests.conftest import Org
-from tests.email.conftest import TO, bodies, deliver, wait_for
-from tests.email.test_attachments import PDF, reply_with
-from tests.email.test_inbound import _sent
+from tests.email.conftest import PDF, TO, bodies, deliver, reply_with, sent, wait_for
 from tests.platform.conftest import S3Server, bucket, s3_server  # noqa: F401  (fixtures)
 
 
@@ -63,7 +61,7 @@ def test_a_replys_attachment_goes_to_the_bucket(
     bucket: str,  # noqa: F811
     settings: Settings,
 ) -> None:
-    _, pid = _sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
+    _, pid = sent(v3, drain, client, org, peer, reply=receiver.url("/reply"))
     files = [(PDF, "application", "pdf", "invoice.pdf")]
     deliver(listener, TO, ["support@shop.example"], reply_with(pid, "In the bucket", files))
     drain()

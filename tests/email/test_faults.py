@@ -14,14 +14,7 @@ from fastapi.testclient import TestClient
 from omnirelay.channels.smtp.adapter import SmtpAdapter
 from omnirelay.testing.smtppeer import SmtpPeer
 from tests.conftest import Org
-from tests.email.conftest import TO, create_connection
-from tests.email.test_send import message, step
-
-
-def _send(v3: Callable[..., Any], *route: dict[str, Any]) -> str:
-    r = v3("message/send", {"route": list(route or [step()])})
-    assert r.status_code == 200, r.text
-    return str(r.json()["id"])
+from tests.email.conftest import TO, create_connection, message, send, step
 
 
 def test_4xx_at_rcpt_is_retried_then_sent(
@@ -34,7 +27,7 @@ def test_4xx_at_rcpt_is_retried_then_sent(
     advance: Callable[[float], None],
 ) -> None:
     peer.rcpt_replies[TO] = "451 4.7.1 Greylisted, try again later"
-    mid = _send(v3)
+    mid = send(v3)
     drain()
     detail = message(client, org, mid)
     assert detail["status"] == "accepted" and detail["attempts"] == []  # waiting to retry
@@ -56,7 +49,7 @@ def test_4xx_every_time_gives_up_after_the_tries(
     advance: Callable[[float], None],
 ) -> None:
     peer.data_reply = "452 4.3.1 Insufficient system storage"
-    mid = _send(v3)
+    mid = send(v3)
     for _ in range(6):
         drain()
         advance(3600)
@@ -75,7 +68,7 @@ def test_5xx_unknown_mailbox_fails_over_to_the_next_step(
 ) -> None:
     peer.rcpt_replies[TO] = "550 5.1.1 <ann@example.com>: Recipient address rejected"
     sms = {"channel": "sms", "sender": "SANDBOX", "text": "Your order is on its way"}
-    mid = _send(v3, step(), sms | {"phone": "79161234567"})
+    mid = send(v3, step(), sms | {"phone": "79161234567"})
     drain()
     detail = message(client, org, mid)
     first, second = detail["attempts"]
@@ -94,7 +87,7 @@ def test_5xx_at_data_is_rejected(
     drain: Callable[[], int],
 ) -> None:
     peer.data_reply = "554 5.7.1 Message rejected as spam"
-    mid = _send(v3)
+    mid = send(v3)
     drain()
     detail = message(client, org, mid)
     assert (detail["status"], detail["code"]) == ("rejected", 1000)
@@ -110,7 +103,7 @@ def test_message_too_big_for_the_server(
     drain: Callable[[], int],
 ) -> None:
     peer.data_reply = "552 5.3.4 Message size exceeds fixed limit"
-    mid = _send(v3)
+    mid = send(v3)
     drain()
     assert message(client, org, mid)["code"] == 1012
 
@@ -124,7 +117,7 @@ def test_wrong_password_is_an_authorization_error(
 ) -> None:
     r = create_connection(client, org, peer.settings(password="wrong"))
     assert r.status_code == 201, r.text
-    mid = _send(v3)
+    mid = send(v3)
     drain()
     detail = message(client, org, mid)
     assert (detail["status"], detail["code"]) == ("error", 1003)
@@ -141,7 +134,7 @@ def test_untrusted_certificate_is_a_settings_error(
 ) -> None:
     r = create_connection(client, org, peer.settings(ca_cert=None))  # the system's CAs
     assert r.status_code == 201, r.text
-    mid = _send(v3)
+    mid = send(v3)
     drain()
     detail = message(client, org, mid)
     assert (detail["status"], detail["code"]) == ("error", 1016)
@@ -161,7 +154,7 @@ def test_connection_refused_is_retried(
     settings = {"host": "127.0.0.1", "port": port, "security": "tls", "from_address": "a@b.example"}
     r = create_connection(client, org, settings)
     assert r.status_code == 201, r.text
-    mid = _send(v3)
+    mid = send(v3)
     drain()
     detail = message(client, org, mid)
     assert detail["status"] == "accepted" and detail["attempts"] == []
@@ -183,7 +176,7 @@ def test_dropped_connection_is_retried(
     advance: Callable[[float], None],
 ) -> None:
     peer.drop = True
-    mid = _send(v3)
+    mid = send(v3)
     drain()
     assert message(client, org, mid)["attempts"] == []
     peer.drop = False
@@ -202,7 +195,7 @@ def test_a_host_the_guard_now_refuses_is_not_contacted(
     drain: Callable[[], int],
 ) -> None:
     smtp_adapter.allowed_networks = ()  # loopback is no longer allowed
-    mid = _send(v3)
+    mid = send(v3)
     drain()
     detail = message(client, org, mid)
     assert (detail["status"], detail["code"]) == ("error", 1016)
@@ -228,7 +221,7 @@ def test_a_server_lacking_what_the_settings_require_is_a_settings_error(
     with SmtpPeer(mode=peer_mode, username=None) as bare:
         r = create_connection(client, org, bare.settings(**overrides))
         assert r.status_code == 201, r.text
-        mid = _send(v3)
+        mid = send(v3)
         drain()
         detail = message(client, org, mid)
         assert (detail["status"], detail["code"]) == ("error", 1016), detail

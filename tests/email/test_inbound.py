@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Callable
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -22,78 +21,18 @@ from omnirelay.smtp.listener import MailListener
 from omnirelay.testing.receiver import Receiver
 from omnirelay.testing.smtppeer import SmtpPeer
 from tests.conftest import Org
-from tests.email.conftest import TO, bodies, create_connection, deliver, wait_for
-from tests.email.test_send import message, step
-
-
-def _sent(
-    v3: Callable[..., Any],
-    drain: Callable[[], int],
-    client: TestClient,
-    org: Org,
-    peer: SmtpPeer,
-    **body: Any,
-) -> tuple[str, str]:
-    """Send one email through /v3; its id and its Message-ID as the peer received it."""
-    r = v3("message/send", {"route": [step()], **body})
-    assert r.status_code == 200, r.text
-    mid = r.json()["id"]
-    drain()
-    detail = message(client, org, mid)
-    assert detail["status"] == "sent"
-    pid = detail["attempts"][0]["provider_message_id"]
-    assert f"<{pid}>".encode() in peer.messages[-1].data
-    return mid, pid
-
-
-def dsn(
-    message_id: str, *, status: str = "5.1.1", action: str = "failed", envid: str = ""
-) -> bytes:
-    """A delivery status notification as Postfix writes one (RFC 3464)."""
-    envelope = f"Original-Envelope-Id: {envid}\r\n" if envid else ""
-    return (
-        "From: MAILER-DAEMON@mx.example.com (Mail Delivery System)\r\n"
-        "To: news@shop.example\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "Message-ID: <20261201.bounce.1@mx.example.com>\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B1"\r\n'
-        "\r\n"
-        "--B1\r\n"
-        "Content-Type: text/plain\r\n\r\n"
-        "I'm sorry to have to inform you that your message could not be delivered.\r\n"
-        "--B1\r\n"
-        "Content-Type: message/delivery-status\r\n\r\n"
-        f"Reporting-MTA: dns; mx.example.com\r\n{envelope}\r\n"
-        f"Final-Recipient: rfc822; {TO}\r\n"
-        f"Action: {action}\r\n"
-        f"Status: {status}\r\n"
-        "Remote-MTA: dns; mx.example.com\r\n"
-        "Diagnostic-Code: smtp; 550 5.1.1 <ann@example.com>: Recipient address rejected:\r\n"
-        "    User unknown in local recipient table\r\n"
-        "\r\n"
-        "--B1\r\n"
-        "Content-Type: text/rfc822-headers\r\n\r\n"
-        f"From: Shop <news@shop.example>\r\nTo: {TO}\r\nSubject: Your order\r\n"
-        f"Message-ID: <{message_id}>\r\n"
-        "\r\n"
-        "--B1--\r\n"
-    ).encode()
-
-
-def reply(
-    in_reply_to: str, text: str, *, to: str = "support@shop.example", **headers: str
-) -> bytes:
-    mail = EmailMessage()
-    mail["From"] = f"Ann <{TO}>"
-    mail["To"] = to
-    mail["Subject"] = "Re: Your order"
-    mail["In-Reply-To"] = f"<{in_reply_to}>"
-    mail["References"] = f"<{in_reply_to}>"
-    for name, value in headers.items():
-        mail[name.replace("_", "-")] = value
-    mail.set_content(text)
-    return mail.as_bytes()
+from tests.email.conftest import (
+    TO,
+    bodies,
+    create_connection,
+    deliver,
+    dsn,
+    message,
+    reply,
+    sent,
+    step,
+    wait_for,
+)
 
 
 def test_a_dsn_bounce_makes_the_message_undelivered_and_reports_it(
@@ -107,7 +46,7 @@ def test_a_dsn_bounce_makes_the_message_undelivered_and_reports_it(
     receiver: Receiver,
     deliverer: Any,
 ) -> None:
-    mid, pid = _sent(v3, drain, client, org, peer, report=receiver.url("/report"))
+    mid, pid = sent(v3, drain, client, org, peer, report=receiver.url("/report"))
     deliver(listener, "", ["news@shop.example"], dsn(pid))
     assert listener.outcomes["bounce"] == 1
     drain()
@@ -152,7 +91,7 @@ def test_a_delayed_dsn_changes_nothing(
     v3: Callable[..., Any],
     drain: Callable[[], int],
 ) -> None:
-    mid, pid = _sent(v3, drain, client, org, peer)
+    mid, pid = sent(v3, drain, client, org, peer)
     deliver(listener, "", ["news@shop.example"], dsn(pid, status="4.4.7", action="delayed"))
     drain()
     assert message(client, org, mid)["status"] == "sent"
@@ -171,7 +110,7 @@ def test_a_reply_reaches_the_reply_url_and_is_stored(
     deliverer: Any,
     db: Database,
 ) -> None:
-    mid, pid = _sent(
+    mid, pid = sent(
         v3, drain, client, org, peer, reply=receiver.url("/reply"), custom_id="order-42"
     )
     text = (
@@ -214,7 +153,7 @@ def test_an_out_of_office_is_not_a_reply(
     drain: Callable[[], int],
     db: Database,
 ) -> None:
-    _, pid = _sent(v3, drain, client, org, peer)
+    _, pid = sent(v3, drain, client, org, peer)
     deliver(
         listener, TO, ["news@shop.example"], reply(pid, "I am away", Auto_Submitted="auto-replied")
     )
@@ -246,7 +185,7 @@ def test_another_organizations_message_is_out_of_reach(
     advance: Callable[[float], None],
     db: Database,
 ) -> None:
-    mid, pid = _sent(v3, drain, client, org, peer)
+    mid, pid = sent(v3, drain, client, org, peer)
     other = make_org("Other", "admin@other.test")
     r = create_connection(client, other, peer.settings(from_address="hello@other.example"))
     assert r.status_code == 201, r.text

@@ -8,7 +8,7 @@ import pytest
 from omnirelay.channels.base import PermanentError, RetriableError
 from omnirelay.channels.smtp.errors import for_reply
 from omnirelay.channels.smtp.inbound import new_text, parse
-from tests.email.test_inbound import dsn, reply
+from tests.email.conftest import dsn, reply
 
 
 def test_dsn_failed() -> None:

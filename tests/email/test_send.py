@@ -5,11 +5,8 @@ DKIM signatures verify; attachments arrive; the statuses and reports follow."""
 from __future__ import annotations
 
 import base64
-import email
 import threading
 from collections.abc import Callable, Iterator
-from email import policy
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,33 +22,11 @@ from omnirelay.media.storage import digest
 from omnirelay.testing.receiver import Receiver
 from omnirelay.testing.smtppeer import SmtpPeer
 from tests.conftest import Org
-from tests.email.conftest import TO, bodies, create_connection, wait_for
-
-
-def step(**fields: Any) -> dict[str, Any]:
-    return {
-        "channel": "email",
-        "email": TO,
-        "subject": "Your order №42",
-        "text": "Hello Ann,\nyour order is on its way.",
-        **fields,
-    }
-
-
-def message(client: TestClient, org: Org, message_id: str) -> dict[str, Any]:
-    r = client.get(f"/api/messages/{message_id}", headers=org.headers())
-    assert r.status_code == 200, r.text
-    return dict(r.json())
+from tests.email.conftest import TO, bodies, create_connection, message, parsed, step, wait_for
 
 
 def _lines(text: str) -> str:
     return text.replace("\r\n", "\n").strip()
-
-
-def parsed(data: bytes) -> EmailMessage:
-    out = email.message_from_bytes(data, policy=policy.default)
-    assert isinstance(out, EmailMessage)
-    return out
 
 
 def test_an_email_step_arrives_as_a_multipart_message(

@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 
 from omnirelay.testing.smtppeer import SmtpPeer
 from tests.conftest import Org
-from tests.email.conftest import create_connection
-from tests.email.test_send import step
+from tests.email.conftest import create_connection, step
 
 BROKEN_KEY = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----"
 BASE = {"host": "127.0.0.1", "from_address": "news@shop.example"}  # loopback is allowed here

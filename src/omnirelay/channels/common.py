@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from omnirelay.channels.base import RetriableError
+
 MAX_TIMEOUT = 120.0
 
 
@@ -101,7 +103,8 @@ class Pacer:
     across the dispatch pool's threads of this process. The threads of one key go one at
     a time: each waits for the key and sleeps until its slot; a thread the machine woke
     too late restarts the slots from when it went (no burst behind it). ``hold`` pushes
-    the next slot back (a 429's Retry-After)."""
+    the next slot back (a 429's Retry-After). ``most``: a request whose slot (behind the
+    ones already waiting) is further away is retried later instead of holding a thread."""
 
     def __init__(
         self,
@@ -110,6 +113,7 @@ class Pacer:
     ) -> None:
         self._next: dict[str, float] = {}
         self._keys: dict[str, threading.Lock] = {}
+        self._queued: dict[str, int] = {}  # threads waiting for each key's slot
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
@@ -119,15 +123,32 @@ class Pacer:
             lock = self._keys.get(key)
             if lock is None:
                 if len(self._keys) > 10_000:  # keys of connections gone: start afresh
-                    self._keys, self._next = {}, {}
+                    self._keys, self._next, self._queued = {}, {}, {}
                 lock = self._keys[key] = threading.Lock()
             return lock
 
-    def wait(self, key: str, rate: float) -> float:
-        """Block until this request may go; returns the seconds waited."""
+    def wait(self, key: str, rate: float, *, most: float | None = None) -> float:
+        """Block until this request may go; returns the seconds waited. RetriableError
+        (its delay: until the slot) when the slot is more than ``most`` seconds away."""
         if rate <= 0:
             return 0.0
-        with self._key(key):
+        lock = self._key(key)
+        with self._lock:
+            queued = self._queued.get(key, 0)
+            if most is not None:
+                now = self._clock()
+                ahead = max(now, self._next.get(key, now)) + queued / rate - now
+                if ahead > most:
+                    raise RetriableError(f"rate limit of {rate:g}/s", delay=ahead)
+            self._queued[key] = queued + 1
+        try:
+            return self._take(key, lock, rate)
+        finally:
+            with self._lock:
+                self._queued[key] = max(0, self._queued.get(key, 1) - 1)
+
+    def _take(self, key: str, lock: threading.Lock, rate: float) -> float:
+        with lock:
             now = self._clock()
             at = self._next.get(key, now)
             waited = max(0.0, at - now)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from omnirelay.channels import common
 from omnirelay.channels.base import (
     Outbound,
     PermanentError,
@@ -248,33 +247,6 @@ def build_request(message: Outbound, chat_id: str) -> tuple[str, dict[str, Any]]
     return method, body
 
 
-# --- the rate limit ------------------------------------------------------------------------
-
-
-class RateLimit:
-    """Sends per second of each bot in this process: each send takes the next slot of an
-    even schedule (no bursts above the rate). A send whose slot is more than MAX_WAIT
-    away is retried later instead of holding a dispatch thread."""
-
-    def __init__(self) -> None:
-        self._next: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def wait(self, bot: str, rate: float, *, patient: bool = False) -> None:
-        """``patient``: take the slot however far it is (a step's late tries: the limit
-        must not use up the tries the dispatch gives a step)."""
-        if rate <= 0:
-            return
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next.get(bot, now))
-            if slot - now > MAX_WAIT and not patient:
-                raise RetriableError("Telegram rate limit of the bot", delay=slot - now)
-            self._next[bot] = slot + 1.0 / rate
-        if slot > now:
-            time.sleep(slot - now)
-
-
 # --- the adapter -------------------------------------------------------------------------
 
 
@@ -292,7 +264,8 @@ class TelegramAdapter:
             settings_error_code=SETTINGS_ERROR,
             allowed_networks=allowed_networks,
         )
-        self.limits = RateLimit()
+        # Telegram's per-bot limit, held as every messenger adapter holds its provider's.
+        self.pacer = common.Pacer()
 
     @property
     def allowed_networks(self) -> tuple[IPNetwork, ...] | None:
@@ -318,10 +291,16 @@ class TelegramAdapter:
                 code=TEL_ERROR,
             )
         method, body = build_request(message, str(chat_id))
-        self.limits.wait(
-            config.bot_id, config.rate_limit, patient=message.try_number >= PATIENT_TRY
-        )
-        result = self.call(config, method, body)
+        # A slot more than MAX_WAIT away is retried later instead of holding a dispatch
+        # thread; a step's late tries wait for it (the limit must not use up its tries).
+        patient = message.try_number >= PATIENT_TRY
+        self.pacer.wait(config.bot_id, config.rate_limit, most=None if patient else MAX_WAIT)
+        try:
+            result = self.call(config, method, body)
+        except RetriableError as exc:
+            if exc.delay:  # a 429's retry_after holds every send of the bot
+                self.pacer.hold(config.bot_id, exc.delay)
+            raise
         message_id = result.get("message_id") if isinstance(result, dict) else None
         if not isinstance(message_id, int) or isinstance(message_id, bool):
             raise RetriableError("unexpected answer from Telegram: ok without a message_id")

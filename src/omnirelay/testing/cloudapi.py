@@ -18,8 +18,8 @@
   errors); ``delay`` holds every answer back that many seconds.
 - ``post_status`` / ``post_inbound`` POST signed notifications to a URL.
 
-The server is bounded (request bodies, records kept) and stops by itself after
-``lifetime`` seconds, so a test that forgets it leaves nothing behind.
+The server, its bounds (request bodies, records kept), ``drop``, ``start_chaos`` (random
+drops and 500s) and its lifetime are testing/httppeer.py's.
 """
 
 from __future__ import annotations
@@ -31,20 +31,17 @@ import json
 import math
 import re
 import secrets
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-Answer = tuple[int, Any, dict[str, str]]
+from omnirelay.testing.httppeer import Answer, HttpPeer, PeerRequest
+
 Script = Callable[[Any, int], Answer | None]
 
-MAX_BODY = 1 << 20
 MAX_RECORDS = 10_000
 MEDIA = ("image", "video", "audio", "document", "sticker")
 CAPTIONED = ("image", "video", "document")
@@ -82,23 +79,10 @@ def _invalid(details: str) -> Answer:
     return graph_error(100, "Invalid parameter", details=details)
 
 
-@dataclass(frozen=True)
-class PeerRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
+class CloudApiPeer(HttpPeer):
+    max_body = 1 << 20
+    max_records = MAX_RECORDS
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (a timeout test) leaves a broken pipe: not worth a trace.
-        pass
-
-
-class CloudApiPeer:
     def __init__(
         self,
         *,
@@ -111,6 +95,7 @@ class CloudApiPeer:
         app_secret: str | None = "peer-app-secret",
         lifetime: float = 300.0,
     ) -> None:
+        super().__init__(lifetime=lifetime)
         self.phone_number_id = phone_number_id
         self.access_token = access_token
         self.display_phone_number = display_phone_number
@@ -119,41 +104,8 @@ class CloudApiPeer:
         self.waba_id = waba_id
         self.app_secret = app_secret
         self.script: Script | None = None
-        self.delay = 0.0  # seconds every answer is held back (a slow API)
         self.messages: list[dict[str, Any]] = []  # accepted message bodies
-        self.requests: list[PeerRequest] = []  # everything received
-        self._lock = threading.Lock()
         self._posts = itertools.count(1)
-        self._closing = threading.Event()
-        self._started = False
-        self._stopped = False
-        self._timer = threading.Timer(lifetime, self.stop)
-        self._timer.daemon = True
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 30  # an idle keep-alive connection lets its thread go
-
-            def do_POST(self) -> None:
-                peer._serve(self, "POST")
-
-            def do_GET(self) -> None:
-                peer._serve(self, "GET")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        # A short poll keeps stop() quick: shutdown waits for the loop to notice.
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """whatsapp_cloud connection settings pointing at this peer."""
@@ -165,52 +117,23 @@ class CloudApiPeer:
             **overrides,
         }
 
-    # -- lifecycle --
+    # -- the peer's hooks --
 
-    def start(self) -> CloudApiPeer:
-        self._thread.start()
-        self._started = True
-        self._timer.start()
-        return self
+    def scripted(self, req: PeerRequest) -> bool:
+        return req.method == "POST" and urlsplit(req.path).path.endswith("/messages")
 
-    def stop(self) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        self._closing.set()
-        self._timer.cancel()
-        if self._started:
-            self.server.shutdown()
-        self.server.server_close()
+    def intercept(self, req: PeerRequest) -> Answer | str | None:
+        return None  # scripts see the parsed body of an authorised send (_send)
 
-    def __enter__(self) -> CloudApiPeer:
-        return self.start()
+    def server_error(self) -> Answer:
+        return graph_error(1, "An unknown error occurred", http_status=500)
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def too_large(self) -> Answer:
+        return graph_error(100, "Request body too large", http_status=413)
 
     # -- the API --
 
-    def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(handler.headers.get("content-length") or 0)
-        if length > MAX_BODY:
-            handler.close_connection = True
-            self._answer(handler, graph_error(100, "Request body too large", http_status=413))
-            return
-        raw = handler.rfile.read(length) if length else b""
-        got = PeerRequest(
-            method, handler.path, {k.lower(): v for k, v in handler.headers.items()}, raw
-        )
-        with self._lock:
-            self.requests.append(got)
-            del self.requests[:-MAX_RECORDS]
-        answer = self._route(got)
-        if self.delay and self._closing.wait(self.delay):
-            return  # stopping: the client gets nothing, as from a hung server
-        self._answer(handler, answer)
-
-    def _route(self, req: PeerRequest) -> Answer:
+    def route(self, req: PeerRequest) -> Answer:
         parts = urlsplit(req.path)
         segments = [s for s in parts.path.split("/") if s]
         if len(segments) < 2 or not _VERSION.fullmatch(segments[0]):
@@ -289,21 +212,6 @@ class CloudApiPeer:
             },
             {},
         )
-
-    @staticmethod
-    def _answer(handler: BaseHTTPRequestHandler, answer: Answer) -> None:
-        status, body, headers = answer
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=UTF-8")
-            for key, value in headers.items():
-                handler.send_header(key, value)
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-        except OSError:
-            handler.close_connection = True  # the client went away
 
     # -- webhooks, as Meta sends them --
 

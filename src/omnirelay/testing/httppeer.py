@@ -1,6 +1,8 @@
-"""The server part of the local provider peers (testing/viber.py, testing/vk.py): a
-threaded HTTP server on 127.0.0.1, every request recorded, a ``script`` that may answer
-instead of the provider (or ``DROP`` the connection, or answer ``GARBAGE``), an optional
+"""The server part of every local HTTP provider peer (testing/telegram.py, cloudapi.py,
+viber.py, vk.py, twilio.py): a threaded HTTP server on 127.0.0.1, every request recorded,
+a ``script`` that may answer instead of the provider (or ``DROP`` the connection, or
+answer ``GARBAGE``), ``drop`` (the next n requests closed unanswered), ``delay`` (every
+answer held back), ``chaos`` (random drops and 500s, for the chaos benchmark), an optional
 rate limit the peer enforces as the provider would, and a lifetime after which it stops
 by itself so that a test that forgets it leaves nothing behind."""
 
@@ -10,6 +12,7 @@ import collections
 import contextlib
 import itertools
 import json
+import random
 import threading
 import time
 import urllib.error
@@ -42,6 +45,34 @@ class PeerRequest:
             return None
 
 
+@dataclass
+class Chaos:
+    """Random faults on the requests ``scripted`` names: a share dropped (the connection
+    closed before the provider takes the request), a share answered 500. Seeded, so a
+    run can be repeated; counted, so a benchmark can print what it did."""
+
+    drop: float = 0.1
+    error: float = 0.1
+    seed: int = 0
+    dropped: int = 0
+    errors: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def roll(self) -> str | None:
+        with self._lock:
+            x = self._rng.random()
+            if x < self.drop:
+                self.dropped += 1
+                return DROP
+            if x < self.drop + self.error:
+                self.errors += 1
+                return "error"
+        return None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -52,13 +83,25 @@ class _Server(ThreadingHTTPServer):
 
 class HttpPeer:
     """Subclasses answer in ``route``; ``script(request, n)`` (n counts the requests
-    ``scripted`` says it applies to, from 1) may answer first."""
+    ``scripted`` says it applies to, from 1) may answer first. A peer whose provider's
+    tests script otherwise (the send's body, say) overrides ``intercept`` and calls its
+    ``script`` itself; ``server_error`` and ``too_large`` are the provider's own 500 and
+    413 answers."""
+
+    max_body = MAX_BODY
+    max_records = MAX_RECORDS
+    handler_timeout = 30.0  # an idle keep-alive connection lets its thread go
 
     def __init__(self, *, lifetime: float = 300.0, rate_limit: float | None = None) -> None:
-        self.script: Script | None = None
+        # Script by default; a subclass may say another signature (see intercept).
+        self.script: Any = None
+        self.drop = 0  # the next n requests get their connection closed, no answer
+        self.delay = 0.0  # seconds every answer is held back (a slow API)
+        self.chaos: Chaos | None = None
         self.rate_limit = rate_limit  # requests a second the peer takes (None: any)
         self.requests: list[PeerRequest] = []
         self.refused_for_rate = 0
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
         self._window: collections.deque[float] = collections.deque()
@@ -70,7 +113,7 @@ class HttpPeer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            timeout = 30
+            timeout = peer.handler_timeout
 
             def do_POST(self) -> None:
                 peer._serve(self, "POST")
@@ -104,6 +147,7 @@ class HttpPeer:
             if self._stopped:
                 return
             self._stopped = True
+        self._closing.set()
         self._timer.cancel()
         if self._started:
             self.server.shutdown()
@@ -121,8 +165,28 @@ class HttpPeer:
         raise NotImplementedError
 
     def scripted(self, req: PeerRequest) -> bool:
-        """Which requests the script sees (default: all)."""
+        """Which requests the script (and ``chaos``) sees (default: all)."""
         return True
+
+    def intercept(self, req: PeerRequest) -> Answer | str | None:
+        """An answer before ``route``'s: the script's, by default."""
+        script = self.script
+        if script is None or not self.scripted(req):
+            return None
+        answer: Answer | str | None = script(req, next(self._counter))
+        return answer
+
+    def server_error(self) -> Answer:
+        """The provider's answer to a request it failed on (the chaos 500)."""
+        return 500, {"error": "Internal Server Error"}, {}
+
+    def too_large(self) -> Answer:
+        return 413, {"error": "body too large"}, {}
+
+    def start_chaos(self, *, drop: float = 0.1, error: float = 0.1, seed: int = 0) -> Chaos:
+        """Drop a share of the requests ``scripted`` names and answer 500 to another."""
+        self.chaos = Chaos(drop, error, seed)
+        return self.chaos
 
     def over_limit(self) -> bool:
         """One more request in the last second would pass ``rate_limit``: counted, and
@@ -145,9 +209,9 @@ class HttpPeer:
 
     def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         length = int(handler.headers.get("content-length") or 0)
-        if length > MAX_BODY:
+        if length > self.max_body:
             handler.close_connection = True
-            self._answer(handler, (413, {"error": "body too large"}, {}))
+            self._answer(handler, self.too_large())
             return
         raw = handler.rfile.read(length) if length else b""
         req = PeerRequest(
@@ -159,11 +223,16 @@ class HttpPeer:
         )
         with self._lock:
             self.requests.append(req)
-            del self.requests[:-MAX_RECORDS]
-        answer: Answer | str | None = None
-        script = self.script
-        if script is not None and self.scripted(req):
-            answer = script(req, next(self._counter))
+            del self.requests[: -self.max_records]
+            dropped = self.drop > 0
+            self.drop -= dropped
+        answer: Answer | str | None = DROP if dropped else None
+        chaos = self.chaos
+        if answer is None and chaos is not None and self.scripted(req):
+            fault = chaos.roll()
+            answer = self.server_error() if fault == "error" else fault
+        if answer is None:
+            answer = self.intercept(req)
         if answer == DROP:
             handler.close_connection = True
             with contextlib.suppress(OSError):
@@ -173,6 +242,8 @@ class HttpPeer:
             answer = (200, b"<html>gateway says hello</html>", {"Content-Type": "text/html"})
         if answer is None or isinstance(answer, str):
             answer = self.route(req)
+        if self.delay and self._closing.wait(self.delay):
+            return  # stopping: the client gets nothing, as from a hung server
         self._answer(handler, answer)
 
     @staticmethod

@@ -19,6 +19,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from omnirelay.testing.httppeer import DROP, Chaos
+
 
 class _QuietAuth(logging.Filter):
     # aiosmtpd's own AUTH code trips its deprecation warning of Session.login_data on
@@ -96,6 +98,9 @@ class SmtpPeer:
         self.rcpt_replies: dict[str, str] = {}
         self.data_reply: str | None = None
         self.drop = False
+        # chaos: random faults at MAIL FROM (a dropped connection, or SMTP's "500": a 451
+        # transient local error), as testing/httppeer.Chaos rolls them.
+        self.chaos: Chaos | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -222,10 +227,13 @@ class _Handler:
         address: str,
         mail_options: list[str],
     ) -> str:
-        if self.peer.drop:
+        fault = self.peer.chaos.roll() if self.peer.chaos is not None else None
+        if self.peer.drop or fault == DROP:
             assert server.transport is not None
             server.transport.close()
             return "421 4.3.2 Closing"
+        if fault is not None:
+            return "451 4.3.0 Requested action aborted: local error in processing"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"

@@ -22,9 +22,9 @@ API (https://core.telegram.org/bots/api), on 127.0.0.1.
   (loopback) webhook URL with the secret token header, as Telegram does.
 - Faults: ``script(method, body, n)`` may return ``(status, body, headers)`` for the
   n-th send (bytes bodies are sent as they are: garbage); ``drop`` closes that many
-  next connections without an answer.
+  next connections without an answer; ``start_chaos`` drops and fails sends at random.
 
-Bounded (bodies, records) and stops itself after ``lifetime`` seconds.
+The server, its bounds (bodies, records) and its lifetime are testing/httppeer.py's.
 """
 
 from __future__ import annotations
@@ -38,14 +38,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-Answer = tuple[int, Any, dict[str, str]]
+from omnirelay.testing.httppeer import Answer, HttpPeer, PeerRequest
+
 Script = Callable[[str, dict[str, Any], int], Answer | None]
 
-MAX_BODY = 1 << 20
 MAX_RECORDS = 100_000
 SENDS = ("sendMessage", "sendPhoto", "sendDocument")
 _PATH = re.compile(r"/bot([^/]+)/([A-Za-z]+)")
@@ -63,14 +62,10 @@ def _ok(result: Any) -> Answer:
     return 200, {"ok": True, "result": result}, {}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class TelegramPeer(HttpPeer):
+    max_body = 1 << 20
+    handler_timeout = 60.0  # getUpdates long-polls up to 50 s
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up leaves a broken pipe: not worth a trace
-
-
-class TelegramPeer:
     def __init__(
         self,
         *,
@@ -78,11 +73,11 @@ class TelegramPeer:
         username: str = "omnirelay_test_bot",
         lifetime: float = 300.0,
     ) -> None:
+        super().__init__(lifetime=lifetime)
         self.token = token
         self.username = username
         self.bot_id = int(token.partition(":")[0])
         self.script: Script | None = None
-        self.drop = 0  # the next n requests get their connection closed, no answer
         self.flood_limit: float | None = None  # sends/s before 429
         self.retry_after = 1
         self.chats: set[int] = set()
@@ -100,65 +95,31 @@ class TelegramPeer:
         self._sends = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._recent: collections.deque[float] = collections.deque()
-        self._closing = threading.Event()
-        self._stopped = False
-        self._started = False
-        self._timer = threading.Timer(lifetime, self.stop)
-        self._timer.daemon = True
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 60
-
-            def do_POST(self) -> None:
-                peer._serve(self)
-
-            def do_GET(self) -> None:
-                peer._serve(self)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """telegram connection settings pointing at this peer (no rate limit)."""
         return {"bot_token": self.token, "base_url": self.base_url, "rate_limit": 0, **overrides}
 
-    # -- lifecycle --
-
-    def start(self) -> TelegramPeer:
-        self._thread.start()
-        self._started = True
-        self._timer.start()
-        return self
-
     def stop(self) -> None:
-        with self._cond:
-            if self._stopped:
-                return
-            self._stopped = True
-            self._cond.notify_all()
         self._closing.set()
-        self._timer.cancel()
-        if self._started:
-            self.server.shutdown()
-        self.server.server_close()
+        with self._cond:
+            self._cond.notify_all()  # long polls end now
+        super().stop()
 
-    def __enter__(self) -> TelegramPeer:
-        return self.start()
+    # -- the peer's hooks --
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def scripted(self, req: PeerRequest) -> bool:
+        match = _PATH.fullmatch(urlsplit(req.path).path)
+        return match is not None and match.group(2) in SENDS
+
+    def intercept(self, req: PeerRequest) -> Answer | str | None:
+        return None  # Telegram-shaped scripts see the parsed send (_send)
+
+    def server_error(self) -> Answer:
+        return tg_error(500, "Internal Server Error")
+
+    def too_large(self) -> Answer:
+        return tg_error(413, "Request Entity Too Large")
 
     # -- users --
 
@@ -174,7 +135,7 @@ class TelegramPeer:
         ``caption=...`` and other Message fields as keyword arguments)."""
         self.chats.add(chat_id)
         body: dict[str, Any] = {
-            "message_id": next(self._counter(chat_id)),
+            "message_id": next(self._chat_counter(chat_id)),
             "from": {"id": chat_id, "is_bot": False, "first_name": "Test", "language_code": "en"},
             "chat": {"id": chat_id, "first_name": "Test", "type": "private"},
             "date": int(time.time()),
@@ -259,53 +220,35 @@ class TelegramPeer:
         except urllib.error.HTTPError as exc:
             return int(exc.code)
 
-    def _counter(self, chat_id: int) -> itertools.count[int]:
+    def _chat_counter(self, chat_id: int) -> itertools.count[int]:
         return self._message_ids.setdefault(chat_id, itertools.count(1))
 
     # -- the API --
 
-    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        with self._cond:
-            if self.drop > 0:
-                self.drop -= 1
-                handler.close_connection = True
-                return  # the connection closes with no answer at all
-        length = int(handler.headers.get("content-length") or 0)
-        if length > MAX_BODY:
-            handler.close_connection = True
-            self._answer(handler, tg_error(413, "Request Entity Too Large"))
-            return
-        raw = handler.rfile.read(length) if length else b""
-        download = _FILE.fullmatch(urlsplit(handler.path).path)
+    def route(self, req: PeerRequest) -> Answer:
+        parts = urlsplit(req.path)
+        download = _FILE.fullmatch(parts.path)
         if download is not None:
-            self._download(handler, *download.groups())
-            return
-        match = _PATH.fullmatch(urlsplit(handler.path).path)
+            return self._download(*download.groups())
+        match = _PATH.fullmatch(parts.path)
         if match is None:
-            self._answer(handler, tg_error(404, "Not Found"))
-            return
+            return tg_error(404, "Not Found")
         token, method = match.groups()
         if token != self.token:
-            self._answer(handler, tg_error(401, "Unauthorized"))
-            return
-        body = _body(raw, handler.headers.get("content-type") or "", urlsplit(handler.path).query)
+            return tg_error(401, "Unauthorized")
+        body = _body(req.body, req.headers.get("content-type") or "", parts.query)
         with self._cond:
             self.methods.append(method)
             del self.methods[:-MAX_RECORDS]
-        self._answer(handler, self._route(method, body))
+        return self._route(method, body)
 
-    def _download(self, handler: BaseHTTPRequestHandler, token: str, path: str) -> None:
+    def _download(self, token: str, path: str) -> Answer:
         data = self.files.get(path.rsplit("/", 1)[-1]) if token == self.token else None
         if data is None:
-            self._answer(handler, tg_error(404, "Not Found"))
-            return
+            return tg_error(404, "Not Found")
         with self._cond:
             self.downloads.append(path)
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/octet-stream")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        return 200, data, {"Content-Type": "application/octet-stream"}
 
     def _route(self, method: str, body: dict[str, Any]) -> Answer:
         if method == "getFile":
@@ -381,7 +324,7 @@ class TelegramPeer:
         with self._cond:
             # An offset confirms every update before it: Telegram forgets them.
             self.updates = [u for u in self.updates if u["update_id"] >= offset]
-            while not self.updates and not self._stopped:
+            while not self.updates and not self._closing.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -416,7 +359,7 @@ class TelegramPeer:
             self.sent_at.append(now)
             del self.sent[:-MAX_RECORDS]
             del self.sent_at[:-MAX_RECORDS]
-            message_id = next(self._counter(chat_id))
+            message_id = next(self._chat_counter(chat_id))
         result: dict[str, Any] = {
             "message_id": message_id,
             "from": {
@@ -469,21 +412,6 @@ class TelegramPeer:
             if caption is not None and (not isinstance(caption, str) or len(caption) > 1024):
                 return tg_error(400, "Bad Request: message caption is too long")
         return _check_markup(body.get("reply_markup"))
-
-    @staticmethod
-    def _answer(handler: BaseHTTPRequestHandler, answer: Answer) -> None:
-        status, body, headers = answer
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            for key, value in headers.items():
-                handler.send_header(key, value)
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-        except OSError:
-            handler.close_connection = True
 
 
 def _check_markup(markup: Any) -> Answer | None:
