@@ -291,3 +291,70 @@ def test_random_drops_and_500s_lose_nothing(connect, viber_peer, hook, v3, drain
     assert [stored(mid)[0].status for mid in ids] == ["sent"] * 12
     assert sorted(m["text"] for m in viber_peer.messages) == sorted(f"m{i}" for i in range(12))
     assert len([q for q in viber_peer.requests if q.path == "/pa/send_message"]) > 12
+
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 20
+
+
+def test_a_picture_and_a_file_are_downloaded_into_media_storage(
+    connect, viber_peer, hook, v3, drain, receiver, deliverer, inbound, client, db, settings
+):
+    from omnirelay.drain import Drain
+    from omnirelay.media.fetch import FetchStep
+    from tests.channels_vibervk.conftest import wait_for
+
+    conn = bot(connect, viber_peer)
+    learn(hook, viber_peer, conn, drain)
+    r = v3(
+        "message/sendViber",
+        {"sender": "OmniBot", "phone": PHONE, "text": "A photo?", "reply": receiver.url("/reply")},
+    )
+    mid = r.json()["id"]
+    drain()
+    picture = viber_peer.media(JPEG, "img.jpg", "image/jpeg")
+    pdf = b"%PDF-1.4\n" + b"x" * 500
+    for fields in (
+        {"media": picture, "kind": "picture", "text": "Here", "tracking_data": mid},
+        {
+            "media": viber_peer.media(pdf, "r.pdf", "application/pdf"),
+            "kind": "file",
+            "file_name": "receipt.pdf",
+            "size": len(pdf),
+        },
+        # Aimed outside the allowed networks: the SSRF guard refuses it, the text is kept.
+        {"media": "http://10.1.2.3/x.jpg", "kind": "picture", "text": "Elsewhere"},
+    ):
+        body, headers = viber_peer.callback("message", sender_id=USER, **fields)
+        assert hook(f"viber_bot/{conn['id']}", body, headers).status_code == 200
+    drain()
+    rows = inbound()[-3:]
+    assert [a["pending"] for row in rows for a in row.attachments or []] == [True] * 3
+    assert receiver.received("/reply") == []  # held until the file is in
+    assert Drain(db, FetchStep(settings)).run_until_idle() == 3
+    photo_row, file_row, refused_row = inbound()[-3:]
+    [photo], [document], [refused] = (
+        photo_row.attachments,
+        file_row.attachments,
+        refused_row.attachments,
+    )
+    assert (photo_row.text, photo["name"], photo["contentType"]) == (
+        "Here",
+        "img.jpg",
+        "image/jpeg",
+    )
+    assert (document["name"], document["contentType"], document["size"]) == (
+        "receipt.pdf",
+        "application/pdf",
+        len(pdf),
+    )
+    assert client.get(photo["mediaUrl"]).content == JPEG
+    assert client.get(document["mediaUrl"]).content == pdf
+    assert refused_row.text == "Elsewhere" and refused["error"] == "download_failed"
+    assert "mediaUrl" not in refused and len(viber_peer.downloads) == 2
+    # Each is a reply to the message (the latest sent to the user); the reply URL gets
+    # the final links.
+    got = wait_for(lambda: len(replies(receiver)) >= 3 and replies(receiver))
+    by_text = {g["text"]: g for g in got}
+    assert {g["id"] for g in got} == {mid}
+    assert by_text["Here"]["attachments"] == [photo]
+    assert by_text[""]["attachments"] == [document]

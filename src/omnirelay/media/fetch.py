@@ -26,6 +26,7 @@ from omnirelay.media import inbound as media
 from omnirelay.media.models import InboundFetch
 from omnirelay.media.storage import MAX_SIZE, from_settings
 from omnirelay.messaging.models import InboundMessage
+from omnirelay.net.provider_http import ProviderHTTP
 
 log = logging.getLogger(__name__)
 CHANNEL = "omnirelay_inbound_attachments"
@@ -53,6 +54,28 @@ class TooLarge(Exception):
 # modules (explicitly, from their own import).
 Fetcher = Callable[[dict[str, Any], str], Download]
 FETCHERS: dict[str, Fetcher] = {}
+
+
+def download(
+    http: ProviderHTTP,
+    url: str,
+    *,
+    what: str,
+    headers: dict[str, str] | None = None,
+    timeout: float,
+) -> Download:
+    """GET a provider's file through its ProviderHTTP (an address outside the provider's
+    own hosts is SSRF-checked and pinned). 5xx/429 and transport errors: try again; any
+    other refusal: give up; a stated Content-Length over MAX_SIZE: TooLarge."""
+    answer = http.request("GET", url, headers=headers, timeout=timeout)
+    if answer.status_code >= 500 or answer.status_code == 429:
+        raise RetriableError(f"{what}: HTTP {answer.status_code}")
+    if not answer.is_success:
+        raise PermanentError(f"{what}: HTTP {answer.status_code}")
+    stated = answer.headers.get("content-length", "")
+    if stated.isdigit() and int(stated) > MAX_SIZE:
+        raise TooLarge(int(stated))
+    return Download(answer.content, None, answer.headers.get("content-type"))
 
 
 def add(
