@@ -54,6 +54,11 @@ class TooLarge(Exception):
 # modules (explicitly, from their own import).
 Fetcher = Callable[[dict[str, Any], str], Download]
 FETCHERS: dict[str, Fetcher] = {}
+# provider -> what runs once a message has no fetch left (session, inbound id, the
+# context given to ``add``); without one, its held ``reply`` webhook goes out
+# (sessions.attachments_done). The gateway's sends its held device webhook instead.
+Done = Callable[[Session, int, dict[str, Any] | None], None]
+DONE: dict[str, Done] = {}
 
 
 def download(
@@ -85,6 +90,7 @@ def add(
     connection_id: int,
     provider: str,
     refs: list[tuple[int, str]],
+    context: dict[str, Any] | None = None,
 ) -> None:
     """Fetches of an inbound message's attachments ((position, ref) each)."""
     for position, ref in refs:
@@ -98,6 +104,7 @@ def add(
                 position=position,
                 due_at=utcnow(),
                 tries=0,
+                context=context,
             )
         )
     session.flush()
@@ -116,6 +123,7 @@ class Claimed:
     settings: dict[str, Any]
     name: str | None = None  # what the provider's message said of the file
     content_type: str | None = None
+    context: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,7 @@ class FetchStep:
                     settings,
                     known.get("name"),
                     known.get("contentType"),
+                    row.context,
                 )
             )
         return out
@@ -213,7 +222,7 @@ class FetchStep:
         from omnirelay.messaging import sessions
 
         now = utcnow()
-        finished: set[int] = set()
+        finished: dict[int, Claimed] = {}
         for item, outcome in zip(batch, outcomes, strict=True):
             row = session.get(InboundFetch, item.id)
             if row is None or row.claimed_by != claim_id:
@@ -230,16 +239,20 @@ class FetchStep:
                 link = {"error": code, **({"size": int(size)} if size else {})}
             sessions.set_attachment(session, item.inbound_id, item.position, link)
             session.delete(row)
-            finished.add(item.inbound_id)
+            finished[item.inbound_id] = item
         session.flush()
-        for inbound_id in finished:
+        for inbound_id, item in finished.items():
             left = session.scalar(
                 select(func.count())
                 .select_from(InboundFetch)
                 .where(InboundFetch.inbound_id == inbound_id)
             )
             if not left:
-                sessions.attachments_done(session, inbound_id)
+                done = DONE.get(item.provider)
+                if done is not None:
+                    done(session, inbound_id, item.context)
+                else:
+                    sessions.attachments_done(session, inbound_id)
 
     def next_due(self, session: Session) -> datetime | None:
         return session.scalar(select(func.min(InboundFetch.due_at)))
