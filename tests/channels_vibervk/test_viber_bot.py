@@ -301,6 +301,7 @@ def test_a_picture_and_a_file_are_downloaded_into_media_storage(
 ):
     from omnirelay.drain import Drain
     from omnirelay.media.fetch import FetchStep
+    from omnirelay.media.storage import MAX_SIZE
     from tests.channels_vibervk.conftest import wait_for
 
     conn = bot(connect, viber_peer)
@@ -323,15 +324,24 @@ def test_a_picture_and_a_file_are_downloaded_into_media_storage(
         },
         # Aimed outside the allowed networks: the SSRF guard refuses it, the text is kept.
         {"media": "http://10.1.2.3/x.jpg", "kind": "picture", "text": "Elsewhere"},
+        # Stated over 10 MB: never downloaded.
+        {
+            "media": viber_peer.media(pdf, "big.pdf", "application/pdf"),
+            "kind": "file",
+            "file_name": "big.pdf",
+            "size": MAX_SIZE + 1,
+            "text": "Big",
+        },
     ):
         body, headers = viber_peer.callback("message", sender_id=USER, **fields)
         assert hook(f"viber_bot/{conn['id']}", body, headers).status_code == 200
     drain()
-    rows = inbound()[-3:]
-    assert [a["pending"] for row in rows for a in row.attachments or []] == [True] * 3
+    rows = inbound()[-4:]
+    assert [a["pending"] for row in rows for a in row.attachments or []] == [True] * 4
     assert receiver.received("/reply") == []  # held until the file is in
-    assert Drain(db, FetchStep(settings)).run_until_idle() == 3
-    photo_row, file_row, refused_row = inbound()[-3:]
+    assert Drain(db, FetchStep(settings)).run_until_idle() == 4
+    photo_row, file_row, refused_row, big_row = inbound()[-4:]
+    assert big_row.attachments is not None and big_row.attachments[0]["error"] == "file_too_large"
     [photo], [document], [refused] = (
         photo_row.attachments,
         file_row.attachments,
@@ -353,7 +363,7 @@ def test_a_picture_and_a_file_are_downloaded_into_media_storage(
     assert "mediaUrl" not in refused and len(viber_peer.downloads) == 2
     # Each is a reply to the message (the latest sent to the user); the reply URL gets
     # the final links.
-    got = wait_for(lambda: len(replies(receiver)) >= 3 and replies(receiver))
+    got = wait_for(lambda: len(replies(receiver)) >= 4 and replies(receiver))
     by_text = {g["text"]: g for g in got}
     assert {g["id"] for g in got} == {mid}
     assert by_text["Here"]["attachments"] == [photo]

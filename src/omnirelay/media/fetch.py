@@ -124,6 +124,7 @@ class Claimed:
     name: str | None = None  # what the provider's message said of the file
     content_type: str | None = None
     context: dict[str, Any] | None = None
+    size: int | None = None  # as the provider's message stated it
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ class FetchStep:
                     known.get("name"),
                     known.get("contentType"),
                     row.context,
+                    known.get("size") if isinstance(known.get("size"), int) else None,
                 )
             )
         return out
@@ -198,6 +200,8 @@ class FetchStep:
         fetcher = FETCHERS.get(item.provider)
         if fetcher is None or not item.settings:
             return Outcome(error="download_failed")
+        if item.size is not None and item.size > MAX_SIZE:
+            return Outcome(error=f"file_too_large:{item.size}")  # stated: not downloaded
         try:
             got = fetcher(item.settings, item.ref)
         except TooLarge as exc:

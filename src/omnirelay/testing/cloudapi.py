@@ -237,14 +237,18 @@ class CloudApiPeer:
             with self._lock:
                 self.downloads.append(segments[1])
             return 200, data, {"Content-Type": mime}
-        return 200, {
-            "messaging_product": "whatsapp",
-            "url": f"{self.base_url}/media-download/{segments[1]}",
-            "mime_type": mime,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "file_size": str(len(data)),
-            "id": segments[1],
-        }, {}
+        return (
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.base_url}/media-download/{segments[1]}",
+                "mime_type": mime,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "file_size": str(len(data)),
+                "id": segments[1],
+            },
+            {},
+        )
 
     def _route(self, req: PeerRequest) -> Answer:
         parts = urlsplit(req.path)
