@@ -36,11 +36,12 @@ PHONE = "79161234567"
 
 
 @pytest.fixture
-def settings(database_url: str) -> Any:
+def settings(database_url: str, tmp_path: Any) -> Any:
     from omnirelay.config import Settings
 
     return Settings(
         database_url=database_url,
+        media_dir=str(tmp_path / "media"),
         rate_limit_requests=10_000,
         webhook_allowed_networks="127.0.0.0/8,::1/128",
         public_url=PUBLIC_URL,

@@ -402,3 +402,80 @@ def test_a_lone_file_or_video_goes_as_its_own_type_with_its_size(
     with pytest.raises(PermanentError, match=r"size of .* is unknown"):
         send({"url": f"{media_host}/missing.pdf", "type": "file"})
     assert len(viber_peer.messages) == 4
+
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 20
+
+
+def test_a_picture_and_a_file_are_downloaded_into_media_storage(
+    connect, viber_peer, hook, v3, drain, receiver, deliverer, inbound, client, db, settings
+):
+    from omnirelay.drain import Drain
+    from omnirelay.media.fetch import FetchStep
+    from omnirelay.media.storage import MAX_SIZE
+    from tests.channels_vibervk.conftest import wait_for
+
+    conn = bot(connect, viber_peer)
+    learn(hook, viber_peer, conn, drain)
+    r = v3(
+        "message/sendViber",
+        {"sender": "OmniBot", "phone": PHONE, "text": "A photo?", "reply": receiver.url("/reply")},
+    )
+    mid = r.json()["id"]
+    drain()
+    picture = viber_peer.media(JPEG, "img.jpg", "image/jpeg")
+    pdf = b"%PDF-1.4\n" + b"x" * 500
+    for fields in (
+        {"media": picture, "kind": "picture", "text": "Here", "tracking_data": mid},
+        {
+            "media": viber_peer.media(pdf, "r.pdf", "application/pdf"),
+            "kind": "file",
+            "file_name": "receipt.pdf",
+            "size": len(pdf),
+        },
+        # Aimed outside the allowed networks: the SSRF guard refuses it, the text is kept.
+        {"media": "http://10.1.2.3/x.jpg", "kind": "picture", "text": "Elsewhere"},
+        # Stated over 10 MB: never downloaded.
+        {
+            "media": viber_peer.media(pdf, "big.pdf", "application/pdf"),
+            "kind": "file",
+            "file_name": "big.pdf",
+            "size": MAX_SIZE + 1,
+            "text": "Big",
+        },
+    ):
+        body, headers = viber_peer.callback("message", sender_id=USER, **fields)
+        assert hook(f"viber_bot/{conn['id']}", body, headers).status_code == 200
+    drain()
+    rows = inbound()[-4:]
+    assert [a["pending"] for row in rows for a in row.attachments or []] == [True] * 4
+    assert receiver.received("/reply") == []  # held until the file is in
+    assert Drain(db, FetchStep(settings)).run_until_idle() == 4
+    photo_row, file_row, refused_row, big_row = inbound()[-4:]
+    assert big_row.attachments is not None and big_row.attachments[0]["error"] == "file_too_large"
+    [photo], [document], [refused] = (
+        photo_row.attachments,
+        file_row.attachments,
+        refused_row.attachments,
+    )
+    assert (photo_row.text, photo["name"], photo["contentType"]) == (
+        "Here",
+        "img.jpg",
+        "image/jpeg",
+    )
+    assert (document["name"], document["contentType"], document["size"]) == (
+        "receipt.pdf",
+        "application/pdf",
+        len(pdf),
+    )
+    assert client.get(photo["mediaUrl"]).content == JPEG
+    assert client.get(document["mediaUrl"]).content == pdf
+    assert refused_row.text == "Elsewhere" and refused["error"] == "download_failed"
+    assert "mediaUrl" not in refused and len(viber_peer.downloads) == 2
+    # Each is a reply to the message (the latest sent to the user); the reply URL gets
+    # the final links.
+    got = wait_for(lambda: len(replies(receiver)) >= 4 and replies(receiver))
+    by_text = {g["text"]: g for g in got}
+    assert {g["id"] for g in got} == {mid}
+    assert by_text["Here"]["attachments"] == [photo]
+    assert by_text[""]["attachments"] == [document]

@@ -275,3 +275,66 @@ def test_stop_and_start_to_the_device_change_the_block_list(
     assert gw("/send", device.token, data={"target": sender, "message": "Hi"})["status"] is True
     got = wait_for(lambda: len(receiver.received("/in")) >= 2 and receiver.received("/in"))
     assert [json.loads(g.body)["message"] for g in got] == [" стоп ", "start"]
+
+
+def test_inbound_media_is_downloaded_into_media_storage_before_the_webhook(
+    cloud_device: tuple[DeviceRef, int],
+    gw: Callable[..., Any],
+    client: TestClient,
+    peer: CloudApiPeer,
+    db: Database,
+    settings: Any,
+    receiver: Any,
+    deliverer: Any,
+) -> None:
+    from sqlalchemy import select
+
+    from omnirelay.drain import Drain
+    from omnirelay.media.fetch import FetchStep
+    from omnirelay.media.models import InboundFetch
+    from omnirelay.messaging.models import InboundMessage
+
+    device, device_id = cloud_device
+    gw("/update-device", device.token, data={"webhook": receiver.url("/in")})
+    pdf = b"%PDF-1.4\n" + b"y" * 700
+    photo = peer.user_media(b"\xff\xd8\xff\xe0" + b"z" * 300, "image/jpeg")
+    document = peer.user_media(pdf, "application/pdf")
+    secret = str(peer.app_secret)
+    for text, media in (
+        ("the receipt", {"type": "document", "id": document, "mime_type": "application/pdf",
+                         "filename": "receipt.pdf"}),
+        ("", {"type": "image", "id": photo, "mime_type": "image/jpeg"}),
+        ("lost", {"type": "image", "id": "999", "mime_type": "image/jpeg"}),  # not on the API
+    ):  # fmt: skip
+        payload = peer.inbound_payload("6281234567890", text, media=media)
+        assert _signed(client, device_id, payload, secret).json()["applied"] == 1
+    with db.read() as session:
+        rows = session.scalars(select(InboundMessage).order_by(InboundMessage.id)).all()
+        assert [(r.channel, r.text, r.attachments[0]["pending"]) for r in rows] == [
+            ("whatsapp", "the receipt", True),
+            ("whatsapp", "", True),
+            ("whatsapp", "lost", True),
+        ]
+    assert receiver.received("/in") == []  # held until the files are in
+    assert Drain(db, FetchStep(settings)).run_until_idle() == 3
+    assert sorted(peer.downloads) == sorted([document, photo])
+    got = wait_for(lambda: len(receiver.received("/in")) >= 3 and receiver.received("/in"))
+    hooks = {json.loads(g.body)["message"]: json.loads(g.body) for g in got}
+    receipt = hooks["the receipt"]
+    assert (receipt["filename"], receipt["extension"], receipt["name"]) == (
+        "receipt.pdf",
+        "pdf",
+        "Test User",
+    )
+    assert receipt["inboxid"].startswith("wamid.")
+    assert client.get(receipt["url"]).content == pdf
+    assert hooks[""]["url"] and hooks[""]["extension"] == "jpg"
+    assert hooks["lost"]["url"] == ""  # the text arrives, without a file
+    with db.read() as session:
+        stored = session.scalars(select(InboundMessage).order_by(InboundMessage.id)).all()
+        assert stored[0].attachments == [
+            {"name": "receipt.pdf", "contentType": "application/pdf", "size": len(pdf),
+             "mediaUrl": receipt["url"]}
+        ]  # fmt: skip
+        assert stored[2].attachments[0]["error"] == "download_failed"
+        assert session.scalars(select(InboundFetch)).all() == []

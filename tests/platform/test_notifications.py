@@ -478,3 +478,46 @@ def test_a_whatsapp_device_is_the_whatsapp_channel_in_events(
     jump(db, 10)  # the device sandbox's own report delays
     pipeline.run_until_idle()
     assert _statuses(db) == [("sent", "whatsapp"), ("delivered", "whatsapp"), ("read", "whatsapp")]
+
+
+# --- the planning cache (notifications/cache.py) ---------------------------------------
+
+
+def test_the_organizations_planning_reads_are_cached_and_a_change_is_seen_at_once(
+    call: Call, db: Database, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from omnirelay.connections.models import ChannelConnection
+    from omnirelay.notifications import cache
+
+    now = [0.0]
+    planning = cache.PlanningCache(clock=lambda: now[0])
+    monkeypatch.setattr(cache, "CACHE", planning)
+    contact = _contact(call, phone=PHONE, vkId=7)
+    body = {
+        "contactId": contact,
+        "message": {"text": "Your code is 1234"},
+        "channels": [{"name": "vk"}, {"name": "sms"}],
+    }
+    for _ in range(3):
+        assert _route(db, call("/notifications/send", body)["id"]) == [("vk", "vk"), ("sms", "sms")]
+    assert planning.reads == 1  # one snapshot for the three
+    # A change committed in this process: seen by the next notification.
+    template = _template(db, org, "Your code is #CODE#", ["vk"])
+    step = _message(db, call("/notifications/send", body)["id"]).route
+    assert step[0]["extra"]["template"]["id"] == template
+    _set(db, org, "vk", active=False)
+    assert _route(db, call("/notifications/send", body)["id"]) == [("sms", "sms")]
+    assert planning.reads == 3
+    # Another process's change (a write this process's ORM never saw): within the TTL.
+    with db.transaction() as session:
+        session.execute(
+            update(ChannelConnection)
+            .where(ChannelConnection.organization_id == org.id)
+            .values(active=True)
+        )
+    assert _route(db, call("/notifications/send", body)["id"]) == [("sms", "sms")]
+    now[0] += cache.TTL
+    assert _route(db, call("/notifications/send", body)["id"]) == [("vk", "vk"), ("sms", "sms")]
+    assert planning.reads == 4

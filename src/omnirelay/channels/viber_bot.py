@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import mimetypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ from omnirelay.channels.base import (
     SendResult,
     register,
 )
+from omnirelay.media import fetch
+from omnirelay.media.fetch import Download
 from omnirelay.net.provider_http import ProviderHTTP
 from omnirelay.net.ssrf import IPNetwork
 from omnirelay.retry import MAX_PROVIDER_RETRY_AFTER, parse_retry_after
@@ -185,6 +188,15 @@ class ViberBotAdapter:
                 self.pacer.hold(key, exc.delay)
             raise
 
+    def download(self, settings: Mapping[str, Any], url: str) -> Download:
+        """A file a user sent the bot: the media URL of its callback, through the SSRF
+        guard (Viber's CDN is not a host omnirelay trusts blindly)."""
+        try:
+            config = BotConfig.from_settings(settings)
+        except ValueError as exc:
+            raise PermanentError(f"viber_bot settings: {exc}") from None
+        return fetch.download(self.http, url, what="Viber media download", timeout=config.timeout)
+
     def close(self) -> None:
         self.http.close()
 
@@ -268,7 +280,10 @@ def build_message(
     return body
 
 
-register(ViberBotAdapter())
+_adapter = ViberBotAdapter()
+register(_adapter)
+# Inbound pictures, videos and files are downloaded by the inbound.attachments drain.
+fetch.FETCHERS[NAME] = _adapter.download
 
 
 # --- inbound: callbacks -------------------------------------------------------------------
@@ -300,6 +315,19 @@ class BotEvent:
     tracking_data: str | None = None  # our message id, on a reply
     context: str | None = None  # conversation_started: the deep link's context
     phone: str | None = None  # a shared contact's phone
+    file: ViberFile | None = None  # a picture, video or file message's media
+
+
+@dataclass(frozen=True)
+class ViberFile:
+    """What a media message says of its file: the URL Viber hands over (downloaded later
+    through the SSRF guard, media/fetch.py), a name and a type (Viber gives none for a
+    picture or a video: taken from the kind), the size when stated."""
+
+    url: str
+    name: str
+    content_type: str | None
+    size: int | None
 
 
 def _failed_code(desc: str) -> int:
@@ -357,8 +385,7 @@ def parse_callback(payload: Any) -> BotEvent | None:
             return None
         contact = common.as_dict(message.get("contact"))
         text = _s(message.get("text"))
-        if text is None and message.get("type") in ("picture", "video", "file"):
-            text = _s(message.get("media"))
+        file = _file(message)
         return BotEvent(
             "inbound",
             provider_message_id=token_s,
@@ -367,10 +394,29 @@ def parse_callback(payload: Any) -> BotEvent | None:
             text=text or _s(contact.get("phone_number")) or "",
             tracking_data=_s(message.get("tracking_data")),
             phone=_s(contact.get("phone_number")),
+            file=file,
         )
     if event == "webhook":
         return BotEvent("webhook")
     return None
+
+
+# Viber names no type for these kinds; a file's comes from its name (media/inbound.py).
+KIND_TYPES = {"picture": "image/jpeg", "video": "video/mp4", "file": None}
+
+
+def _file(message: dict[str, Any]) -> ViberFile | None:
+    kind, url = message.get("type"), _s(message.get("media"))
+    if kind not in KIND_TYPES or url is None or not url.startswith(("http://", "https://")):
+        return None
+    size = message.get("size")
+    name = _s(message.get("file_name")) or url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return ViberFile(
+        url,
+        name or str(kind),
+        KIND_TYPES[kind] or mimetypes.guess_type(name)[0],
+        size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+    )
 
 
 def _s(value: Any) -> str | None:

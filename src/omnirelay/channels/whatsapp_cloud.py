@@ -32,6 +32,9 @@ from omnirelay.channels.base import (
     SendResult,
     register,
 )
+from omnirelay.media import fetch
+from omnirelay.media.fetch import Download, TooLarge
+from omnirelay.media.storage import MAX_SIZE
 from omnirelay.net.provider_http import ProviderHTTP
 from omnirelay.net.ssrf import IPNetwork
 from omnirelay.retry import MAX_PROVIDER_RETRY_AFTER as MAX_RETRY_AFTER
@@ -49,6 +52,7 @@ MAX_CAPTION = 1024
 
 _VERSION = re.compile(r"v\d{1,3}\.\d{1,3}")
 _DIGITS = re.compile(r"\d{1,32}")
+_MEDIA_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # printable ASCII: it goes into a header
 
 # Media chosen by the file extension of the link (or of ``filename``); the Cloud API
@@ -279,6 +283,36 @@ class CloudAdapter:
             raise PermanentError(str(error), status="error", code=error.code)
         raise error
 
+    def download(self, settings: Mapping[str, Any], media_id: str) -> Download:
+        """A file a user sent the number (inbound media, ADR 37): ``GET /<media id>`` for
+        its URL, type and size, then the URL with the token (as the API requires), both
+        through ProviderHTTP: the URL the API hands back is SSRF-checked like a tenant's
+        base URL. The stated size is checked before the download, the body's after."""
+        config = self._config(settings)
+        if not _MEDIA_ID.fullmatch(media_id):
+            raise PermanentError("the Cloud API media id is not an id")
+        answer = self._request("GET", config, media_id)
+        if answer.status_code >= 500 or answer.status_code == 429:
+            raise RetriableError(f"Cloud API media lookup: HTTP {answer.status_code}")
+        payload = _json(answer)
+        url = payload.get("url") if isinstance(payload, dict) else None
+        if not answer.is_success or not isinstance(url, str):
+            raise PermanentError(f"Cloud API media lookup: HTTP {answer.status_code}")
+        assert isinstance(payload, dict)
+        size = payload.get("file_size")
+        size = int(size) if isinstance(size, str) and size.isdigit() else size
+        if isinstance(size, int) and not isinstance(size, bool) and size > MAX_SIZE:
+            raise TooLarge(size)
+        got = fetch.download(
+            self.http,
+            url,
+            what="Cloud API media download",
+            headers={"Authorization": f"Bearer {config.access_token}"},
+            timeout=config.timeout,
+        )
+        kind = payload.get("mime_type")
+        return Download(got.data, None, kind if isinstance(kind, str) else got.content_type)
+
     def close(self) -> None:
         """Close the pooled connections (an adapter made for one call should be closed,
         or used as a context manager)."""
@@ -489,7 +523,10 @@ def error_for(
     return PermanentError(text, status="rejected", code=omnirelay_code(code))
 
 
-register(CloudAdapter())
+_adapter = CloudAdapter()
+register(_adapter)
+# Inbound media (a media id in the webhook) is downloaded by the inbound.attachments drain.
+fetch.FETCHERS[_adapter.name] = _adapter.download
 
 
 # --- inbound: webhooks -------------------------------------------------------------------

@@ -23,10 +23,12 @@ from omnirelay.channels.whatsapp_cloud import to_provider_event
 from omnirelay.connections import service as connections
 from omnirelay.db import utcnow
 from omnirelay.errors import InvalidInput, NotFound
+from omnirelay.gateway import cloud_media
 from omnirelay.gateway import repository as repo
 from omnirelay.gateway.drivers import PairStart, driver_for
 from omnirelay.gateway.models import Device, GatewayAccount, GatewayMessage
 from omnirelay.gateway.schemas import SendRequest, normalize_target
+from omnirelay.media import fetch
 from omnirelay.messaging import bulk_repository as bulk
 from omnirelay.messaging import pipeline
 from omnirelay.messaging import service as messaging
@@ -684,6 +686,7 @@ pipeline.STATUS_HOOKS[METHOD] = on_status
 pipeline.REPLY_HOOKS[METHOD] = on_reply
 pipeline.DISPATCH_GATES[METHOD] = dispatch_gate
 pipeline.DISPATCH_GATES[OTP_METHOD] = dispatch_gate
+fetch.DONE[cloud_media.PROVIDER] = cloud_media.done
 
 
 def validate_numbers(
@@ -761,6 +764,12 @@ def cloud_events(session: Session, device: Device, events: list[Any], now: datet
             if event.filename:
                 extra["filename"] = event.filename
                 extra["extension"] = Path(event.filename).suffix.lstrip(".")
+            if event.media_id:
+                # Its webhook waits for the file (gateway/cloud_media.py).
+                extra["inboxid"] = event.message_id or ""
+                cloud_media.hold(session, device, event, event.name or "", extra)
+                applied += 1
+                continue
             incoming(
                 session,
                 device,

@@ -26,6 +26,7 @@ from omnirelay.media import inbound as media
 from omnirelay.media.models import InboundFetch
 from omnirelay.media.storage import MAX_SIZE, from_settings
 from omnirelay.messaging.models import InboundMessage
+from omnirelay.net.provider_http import ProviderHTTP
 
 log = logging.getLogger(__name__)
 CHANNEL = "omnirelay_inbound_attachments"
@@ -53,6 +54,33 @@ class TooLarge(Exception):
 # modules (explicitly, from their own import).
 Fetcher = Callable[[dict[str, Any], str], Download]
 FETCHERS: dict[str, Fetcher] = {}
+# provider -> what runs once a message has no fetch left (session, inbound id, the
+# context given to ``add``); without one, its held ``reply`` webhook goes out
+# (sessions.attachments_done). The gateway's sends its held device webhook instead.
+Done = Callable[[Session, int, dict[str, Any] | None], None]
+DONE: dict[str, Done] = {}
+
+
+def download(
+    http: ProviderHTTP,
+    url: str,
+    *,
+    what: str,
+    headers: dict[str, str] | None = None,
+    timeout: float,
+) -> Download:
+    """GET a provider's file through its ProviderHTTP (an address outside the provider's
+    own hosts is SSRF-checked and pinned). 5xx/429 and transport errors: try again; any
+    other refusal: give up; a stated Content-Length over MAX_SIZE: TooLarge."""
+    answer = http.request("GET", url, headers=headers, timeout=timeout)
+    if answer.status_code >= 500 or answer.status_code == 429:
+        raise RetriableError(f"{what}: HTTP {answer.status_code}")
+    if not answer.is_success:
+        raise PermanentError(f"{what}: HTTP {answer.status_code}")
+    stated = answer.headers.get("content-length", "")
+    if stated.isdigit() and int(stated) > MAX_SIZE:
+        raise TooLarge(int(stated))
+    return Download(answer.content, None, answer.headers.get("content-type"))
 
 
 def add(
@@ -62,6 +90,7 @@ def add(
     connection_id: int,
     provider: str,
     refs: list[tuple[int, str]],
+    context: dict[str, Any] | None = None,
 ) -> None:
     """Fetches of an inbound message's attachments ((position, ref) each)."""
     for position, ref in refs:
@@ -75,6 +104,7 @@ def add(
                 position=position,
                 due_at=utcnow(),
                 tries=0,
+                context=context,
             )
         )
     session.flush()
@@ -93,6 +123,8 @@ class Claimed:
     settings: dict[str, Any]
     name: str | None = None  # what the provider's message said of the file
     content_type: str | None = None
+    context: dict[str, Any] | None = None
+    size: int | None = None  # as the provider's message stated it
 
 
 @dataclass(frozen=True)
@@ -150,6 +182,8 @@ class FetchStep:
                     settings,
                     known.get("name"),
                     known.get("contentType"),
+                    row.context,
+                    known.get("size") if isinstance(known.get("size"), int) else None,
                 )
             )
         return out
@@ -166,6 +200,8 @@ class FetchStep:
         fetcher = FETCHERS.get(item.provider)
         if fetcher is None or not item.settings:
             return Outcome(error="download_failed")
+        if item.size is not None and item.size > MAX_SIZE:
+            return Outcome(error=f"file_too_large:{item.size}")  # stated: not downloaded
         try:
             got = fetcher(item.settings, item.ref)
         except TooLarge as exc:
@@ -190,7 +226,7 @@ class FetchStep:
         from omnirelay.messaging import sessions
 
         now = utcnow()
-        finished: set[int] = set()
+        finished: dict[int, Claimed] = {}
         for item, outcome in zip(batch, outcomes, strict=True):
             row = session.get(InboundFetch, item.id)
             if row is None or row.claimed_by != claim_id:
@@ -207,16 +243,20 @@ class FetchStep:
                 link = {"error": code, **({"size": int(size)} if size else {})}
             sessions.set_attachment(session, item.inbound_id, item.position, link)
             session.delete(row)
-            finished.add(item.inbound_id)
+            finished[item.inbound_id] = item
         session.flush()
-        for inbound_id in finished:
+        for inbound_id, item in finished.items():
             left = session.scalar(
                 select(func.count())
                 .select_from(InboundFetch)
                 .where(InboundFetch.inbound_id == inbound_id)
             )
             if not left:
-                sessions.attachments_done(session, inbound_id)
+                done = DONE.get(item.provider)
+                if done is not None:
+                    done(session, inbound_id, item.context)
+                else:
+                    sessions.attachments_done(session, inbound_id)
 
     def next_due(self, session: Session) -> datetime | None:
         return session.scalar(select(func.min(InboundFetch.due_at)))

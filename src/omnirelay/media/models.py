@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnirelay.db import Base, UTCDateTime, utcnow
@@ -55,3 +56,5 @@ class InboundFetch(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     tries: Mapped[int] = mapped_column(Integer, default=0)
+    # For the provider's completion step (fetch.DONE), e.g. a held webhook's fields.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -35,7 +35,7 @@ def inbound(session: Session, job: JobContext) -> None:
 
     p = job.payload
     assert job.organization_id is not None
-    sessions.inbound(
+    row = sessions.inbound(
         session,
         job.organization_id,
         int(p["connection_id"]),
@@ -48,3 +48,11 @@ def inbound(session: Session, job: JobContext) -> None:
         provider_message_id=p.get("provider_message_id"),
         attachments=p.get("attachments"),
     )
+    if p.get("fetch"):
+        # Files the provider only names: downloaded after this transaction (ADR 37).
+        from omnirelay.media import fetch
+
+        refs = list(enumerate(p["fetch"]["refs"]))
+        fetch.add(
+            session, job.organization_id, row.id, row.connection_id, p["fetch"]["provider"], refs
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -114,10 +115,14 @@ def inbound(
     user_id: str | None = None,
     phone: str | None = None,
     reply_to: str | None = None,
+    files: list[tuple[dict[str, Any], str]] | None = None,
+    provider: str | None = None,
 ) -> None:
     """A user's message: kept, and a reply to ``reply_to`` (our message id the provider
     handed back, when it is this organization's and went through this connection) or to
-    the latest message sent to the user's phone through the connection."""
+    the latest message sent to the user's phone through the connection. ``files``: its
+    attachments as (pending entry, the ``provider``'s reference), downloaded once the
+    message is stored (media/fetch.py, ADR 37)."""
     if phone is None and wire is not None and user_id is not None:
         phone = phone_of(session, organization_id, wire, user_id)
     if reply_to is not None:
@@ -139,4 +144,6 @@ def inbound(
         text,
         channel=channel,
         reply_to=reply_to,
+        attachments=[entry for entry, _ in files] if files else None,
+        fetch={"provider": provider, "refs": [ref for _, ref in files]} if files else None,
     )

@@ -1,15 +1,15 @@
 """Which approved template a notification's text matches on a channel.
 
-The one place notifications ask templates anything: templates v2's ``match``
-(templates/service.py: per-channel moderation, the most specific template wins).
+The one place notifications ask templates anything: templates v2's rule
+(templates/service.best_match: per-channel moderation, the most specific template wins),
+on the organization's approved entries as the planning cache has them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
+from omnirelay.notifications.cache import Snapshot
 from omnirelay.templates import service as templates
 
 
@@ -21,13 +21,11 @@ class TemplateMatch:
     variables: dict[str, str]
 
 
-def approved_template(
-    session: Session, organization_id: str, channel: str, text: str
-) -> TemplateMatch | None:
+def approved_template(snapshot: Snapshot, channel: str, text: str) -> TemplateMatch | None:
     """The organization's approved template entry for ``channel`` (a seed 004
     designation: ``sms``, ``vk``, ``whatsapp-business``, ...) whose text, placeholders
     filled in, is ``text``; None when there is none."""
-    found = templates.match(session, organization_id, channel, text)
+    found = templates.best_match(snapshot.templates.get(channel, ()), text)
     if found is None:
         return None
-    return TemplateMatch(found.template_id, found.template_uuid, found.text, found.variables)
+    return TemplateMatch(found[1], found[2], found[3], found[4])

@@ -11,7 +11,6 @@ not already in the route): seed 004's "no template found: sent by SMS".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +18,10 @@ from sqlalchemy.orm import Session
 
 from omnirelay.connections import designations
 from omnirelay.connections.designations import Designation
-from omnirelay.connections.models import ChannelConnection
 from omnirelay.contacts.models import CHANNEL_IDS, Contact
-from omnirelay.messaging import repository as messaging_repo
 from omnirelay.messaging.validation import TEXT_LIMIT, StepDraft
 from omnirelay.notifications import matching
+from omnirelay.notifications.cache import Connection, Snapshot
 from omnirelay.notifications.schemas import Entry, Request, allows, ttl_limits
 
 TEMPLATES_ONLY = frozenset({"whatsapp-business"})  # takes nothing but approved templates
@@ -59,18 +57,13 @@ def recipient(contact: Contact, d: Designation) -> str | None:
     return str(value) if value else None
 
 
-def default_entries(session: Session, organization_id: str) -> tuple[Entry, ...]:
+def default_entries(snapshot: Snapshot) -> tuple[Entry, ...]:
     """The organization's default cascade: its default route (the admin API's notify
     settings, sendSimple's route) where it has one, else every designation it has an
     active connection for, in the seed's order of channels (messengers first, SMS last)."""
-    row = messaging_repo.get_settings(session, organization_id)
-    route: Sequence[dict[str, Any]] = row.default_route if row is not None else ()
-    names: list[str] = [
-        str(s["channel"]) for s in route if s.get("channel") in designations.BY_NAME
+    names = list(snapshot.default_route) or [
+        name for name, rows in snapshot.groups.items() if any(r.active for r in rows)
     ]
-    if not names:
-        groups = designations.list_grouped(session, organization_id)
-        names = [name for name, rows in groups.items() if any(r.active for r in rows)]
     return tuple(
         Entry((designations.BY_NAME[n],), (), None, f"default route {n}")
         for n in dict.fromkeys(names)
@@ -78,29 +71,32 @@ def default_entries(session: Session, organization_id: str) -> tuple[Entry, ...]
 
 
 class Planner:
-    def __init__(self, session: Session, organization_id: str, contact: Contact) -> None:
+    """Plans on a snapshot of the organization (notifications/cache.py); the session is
+    read only for connections a request names by id."""
+
+    def __init__(
+        self, session: Session, organization_id: str, contact: Contact, snapshot: Snapshot
+    ) -> None:
         self.session = session
         self.organization_id = organization_id
         self.contact = contact
-        self._groups: dict[str, list[ChannelConnection]] | None = None
-
-    def groups(self) -> dict[str, list[ChannelConnection]]:
-        if self._groups is None:
-            self._groups = designations.list_grouped(self.session, self.organization_id)
-        return self._groups
+        self.snapshot = snapshot
 
     def plan(self, request: Request) -> Plan:
         explicit = request.channels is not None
-        entries = request.channels or default_entries(self.session, self.organization_id)
+        entries = request.channels or default_entries(self.snapshot)
         plan = Plan()
         matched = False
         for e in entries:
             # Named ids are checked first, whatever the contact has: a wrong id is the
             # caller's error (connection_not_found, connection_channel_mismatch).
             pinned = (
-                designations.resolve(
-                    self.session, self.organization_id, e.designations, e.connections
-                )
+                [
+                    Connection.of(row)
+                    for row in designations.resolve(
+                        self.session, self.organization_id, e.designations, e.connections
+                    )
+                ]
                 if e.connections
                 else None
             )
@@ -131,7 +127,7 @@ class Planner:
     def _step(
         self,
         d: Designation,
-        pinned: list[ChannelConnection] | None,
+        pinned: list[Connection] | None,
         ttl: int | None,
         request: Request,
     ) -> tuple[StepDraft, bool] | str:
@@ -140,17 +136,15 @@ class Planner:
         if to is None:
             wire = "webchatId" if d.contact_field == "id" else d.contact_field
             return f"the contact has no {wire}"
-        pool = pinned if pinned is not None else self.groups().get(d.name, [])
-        live = [c for c in pool if designations.of(c) == d.name and c.active]
+        pool = pinned if pinned is not None else self.snapshot.groups.get(d.name, ())
+        live = [c for c in pool if c.designation == d.name and c.active]
         if not live:
             return "no active connection"
         conn = live[0]
         limit = TEXT_LIMIT.get(conn.channel, 4096)
         if len(request.text) > limit:
             return f"the text is longer than {limit} characters"
-        template = matching.approved_template(
-            self.session, self.organization_id, d.name, request.text
-        )
+        template = matching.approved_template(self.snapshot, d.name, request.text)
         if template is None and (d.name in TEMPLATES_ONLY or conn.templates_only):
             return "no approved template matches the text"
         extra: dict[str, Any] = {"designation": d.name, "to": {d.contact_field: to}}

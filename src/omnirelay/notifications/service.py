@@ -26,6 +26,7 @@ from omnirelay.messaging import pipeline
 from omnirelay.messaging import service as messaging
 from omnirelay.messaging.pipeline import StatusReport
 from omnirelay.messaging.validation import Draft
+from omnirelay.notifications import cache
 from omnirelay.notifications.planning import Planner
 from omnirelay.notifications.schemas import Request
 from omnirelay.webhooks import service as webhooks
@@ -83,10 +84,11 @@ def draft_for(session: Session, organization_id: str, request: Request) -> Draft
     (the group commit of /v3's single sends), when its contact exists and a channel
     reaches it. None: :func:`send` must run in a write transaction instead (a contact to
     create, or an unsendable notification to record). Refusals raise as in ``send``."""
+    snapshot = cache.CACHE.get(session, organization_id)  # first: before the session reads
     contact = _existing(session, organization_id, request)
     if contact is None:
         return None
-    plan = Planner(session, organization_id, contact).plan(request)
+    plan = Planner(session, organization_id, contact, snapshot).plan(request)
     return Draft(method=METHOD, steps=plan.steps) if plan.steps else None
 
 
@@ -96,7 +98,9 @@ def send(session: Session, organization_id: str, request: Request, now: datetime
     no channel can reach the contact, the notification is still accepted, final with
     status ``error``, and the callback server is told why (the seed's example)."""
     contact = _contact(session, organization_id, request)
-    plan = Planner(session, organization_id, contact).plan(request)
+    # A write transaction reads the organization as it is (not cached): the rare path.
+    snapshot = cache.read(session, organization_id)
+    plan = Planner(session, organization_id, contact, snapshot).plan(request)
     if plan.steps:
         draft = Draft(method=METHOD, steps=plan.steps)
         return messaging.accept(session, organization_id, draft, now)
@@ -201,3 +205,4 @@ def install() -> None:
     """Wire the reporter into the pipeline (omnirelay/tasks.py imports notifications.tasks,
     which calls this)."""
     pipeline.REPORTERS[METHOD] = on_status
+    cache.install()

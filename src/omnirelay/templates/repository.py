@@ -149,6 +149,27 @@ def approved_entries(
     return [(e, i, u, t) for e, i, u, t in session.execute(stmt)]
 
 
+def approved_entries_of(
+    session: Session, organization_id: str
+) -> list[tuple[str, int, int, str, str]]:
+    """Every approved entry of the organization as (designation, entry id, template id,
+    uuid, text), in the order of ``approved_entries``: what notification planning caches
+    (notifications/cache.py)."""
+    stmt = (
+        select(
+            TemplateChannel.channel, TemplateChannel.id, Template.id, Template.uuid, Template.text
+        )
+        .join(Template, Template.id == TemplateChannel.template_id)
+        .where(
+            TemplateChannel.organization_id == organization_id,
+            TemplateChannel.status == "approved",
+            _LIVE,
+        )
+        .order_by(Template.id, TemplateChannel.id)
+    )
+    return [(c, e, i, u, t) for c, e, i, u, t in session.execute(stmt)]
+
+
 def approved_for(session: Session, organization_id: str, channel: str) -> list[Template]:
     """Templates approved for an omnirelay connection channel (`sms`, `whatsapp`, ...):
     those with an approved entry of a designation that channel serves."""

@@ -9,7 +9,7 @@ The /user (seed 004) methods are in ``platform.py``, moderation by provider in
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -351,11 +351,23 @@ def match(session: Session, organization_id: str, channel: str, text: str) -> Fo
     `invalid_channel`. One indexed query, the matching here (compiled patterns are
     cached by text), then the winning entry by its key."""
     designations.get(channel)
+    best = best_match(repo.approved_entries(session, organization_id, [channel]), text)
+    if best is None:
+        return None
+    entry = repo.entry(session, best[0])  # the winner's content: one lookup by key
+    assert entry is not None
+    return Found(best[1], best[2], best[3], entry, best[4])
+
+
+def best_match(
+    entries: Iterable[tuple[int, int, str, str]], text: str
+) -> tuple[int, int, str, str, dict[str, str]] | None:
+    """Of approved entries (entry id, template id, uuid, template text) in the templates'
+    order, the one ``match`` picks for ``text`` with its variables; no database (the
+    notifications planner calls it on its cached entries)."""
     best: tuple[int, int, str, str, dict[str, str]] | None = None
     best_fixed = -1
-    for entry_id, template_id, template_uuid, template_text in repo.approved_entries(
-        session, organization_id, [channel]
-    ):
+    for entry_id, template_id, template_uuid, template_text in entries:
         fixed = texts.fixed_length(template_text)
         if fixed <= best_fixed:
             continue
@@ -363,11 +375,7 @@ def match(session: Session, organization_id: str, channel: str, text: str) -> Fo
         if found is not None:
             best = (entry_id, template_id, template_uuid, template_text, found.variables)
             best_fixed = fixed
-    if best is None:
-        return None
-    entry = repo.entry(session, best[0])  # the winner's content: one lookup by key
-    assert entry is not None
-    return Found(best[1], best[2], best[3], entry, best[4])
+    return best
 
 
 def matches(session: Session, organization_id: str, channel: str, text: str) -> bool:

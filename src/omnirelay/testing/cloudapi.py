@@ -105,6 +105,9 @@ class CloudApiPeer(HttpPeer):
         self.app_secret = app_secret
         self.script: Script | None = None
         self.messages: list[dict[str, Any]] = []  # accepted message bodies
+        # Media users sent: id -> (bytes, mime type); the ids of downloads served.
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.downloads: list[str] = []
         self._posts = itertools.count(1)
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
@@ -133,9 +136,49 @@ class CloudApiPeer(HttpPeer):
 
     # -- the API --
 
+    def user_media(self, data: bytes, mime_type: str) -> str:
+        """A file a user sends: its media id (``GET /<version>/<id>`` tells its URL)."""
+        media_id = str(secrets.randbelow(10**15) + 10**15)
+        with self._lock:
+            self.media[media_id] = (data, mime_type)
+        return media_id
+
+    def _media(self, req: PeerRequest, segments: list[str]) -> Answer | None:
+        """The media endpoints: the lookup by id, and the download URL it answers (on
+        the API's CDN host in production; the token is required on both)."""
+        download = segments[:1] == ["media-download"] and len(segments) == 2
+        lookup = len(segments) == 2 and segments[1] in self.media and req.method == "GET"
+        if not (download or lookup):
+            return None
+        if req.headers.get("authorization") != f"Bearer {self.access_token}":
+            return graph_error(190, "Invalid OAuth access token", http_status=401)
+        found = self.media.get(segments[1])
+        if found is None:
+            return 404, b"", {"Content-Type": "text/plain"}
+        data, mime = found
+        if download:
+            with self._lock:
+                self.downloads.append(segments[1])
+            return 200, data, {"Content-Type": mime}
+        return (
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.base_url}/media-download/{segments[1]}",
+                "mime_type": mime,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "file_size": str(len(data)),
+                "id": segments[1],
+            },
+            {},
+        )
+
     def route(self, req: PeerRequest) -> Answer:
         parts = urlsplit(req.path)
         segments = [s for s in parts.path.split("/") if s]
+        media = self._media(req, segments)
+        if media is not None:
+            return media
         if len(segments) < 2 or not _VERSION.fullmatch(segments[0]):
             return graph_error(
                 2500, f"Unknown path components: {parts.path}", details=None, http_status=400
@@ -252,20 +295,25 @@ class CloudApiPeer(HttpPeer):
         name: str = "Test User",
         message_id: str | None = None,
         timestamp: int | None = None,
+        media: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """A text message, or with ``media`` ({type: image|document|..., id, mime_type,
+        filename?}) a media message whose caption is ``text``."""
+        item: dict[str, Any] = {
+            "from": from_,
+            "id": message_id or "wamid." + secrets.token_urlsafe(27),
+            "timestamp": str(timestamp or int(time.time())),
+            "type": "text",
+            "text": {"body": text},
+        }
+        if media is not None:
+            kind = media["type"]
+            part = {k: v for k, v in media.items() if k != "type"}
+            part.update({"caption": text} if text else {})
+            item.pop("text")
+            item.update({"type": kind, kind: part})
         return self._envelope(
-            {
-                "contacts": [{"profile": {"name": name}, "wa_id": from_}],
-                "messages": [
-                    {
-                        "from": from_,
-                        "id": message_id or "wamid." + secrets.token_urlsafe(27),
-                        "timestamp": str(timestamp or int(time.time())),
-                        "type": "text",
-                        "text": {"body": text},
-                    }
-                ],
-            }
+            {"contacts": [{"profile": {"name": name}, "wa_id": from_}], "messages": [item]}
         )
 
     def _envelope(self, value: dict[str, Any]) -> dict[str, Any]:

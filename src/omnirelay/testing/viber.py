@@ -60,6 +60,9 @@ class ViberBotPeer(HttpPeer):
         self.not_subscribed: set[str] = set()
         self.not_registered: set[str] = set()
         self._tokens = itertools.count(5_741_311_803_571_721_087)
+        # Files users sent, as Viber's CDN serves them: path -> (bytes, content type).
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.downloads: list[str] = []  # paths fetched
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         return {
@@ -72,7 +75,19 @@ class ViberBotPeer(HttpPeer):
     def scripted(self, req: PeerRequest) -> bool:
         return req.path == "/pa/send_message"
 
+    def media(self, data: bytes, name: str, content_type: str) -> str:
+        """A file a user sends the bot: its URL (on this peer, as on Viber's CDN)."""
+        path = f"/media/{secrets.token_hex(8)}/{name}"
+        with self._lock:
+            self.files[path] = (data, content_type)
+        return self.base_url + path
+
     def route(self, req: PeerRequest) -> Answer:
+        if req.method == "GET" and req.path in self.files:
+            with self._lock:
+                self.downloads.append(req.path)
+            data, kind = self.files[req.path]
+            return 200, data, {"Content-Type": kind}
         if req.method != "POST" or req.path not in ("/pa/send_message", "/pa/set_webhook"):
             return 404, b"Not Found", {"Content-Type": "text/plain"}
         if req.headers.get("x-viber-auth-token") != self.auth_token:
@@ -110,7 +125,8 @@ class ViberBotPeer(HttpPeer):
     def callback(self, event: str, **fields: Any) -> tuple[bytes, dict[str, str]]:
         """A signed callback: ``delivered``/``seen``/``failed`` (``message_token``,
         ``user_id``, ``desc``), ``message`` (``sender_id``, ``text``, ``tracking_data``,
-        ``phone`` for a shared contact), ``subscribed``, ``conversation_started``
+        ``phone`` for a shared contact; ``media`` (a URL of ``media()``) with ``kind``
+        picture/video/file, ``file_name``, ``size``), ``subscribed``, ``conversation_started``
         (``user_id``, ``context``), ``unsubscribed``, ``webhook``."""
         now = int(time.time() * 1000)
         body: dict[str, Any] = {"event": event, "timestamp": now, "chat_hostname": "SN-CHAT-05_"}
@@ -126,6 +142,12 @@ class ViberBotPeer(HttpPeer):
                     "type": "contact",
                     "contact": {"name": "U", "phone_number": fields["phone"]},
                 }
+            if fields.get("media"):
+                message = {"type": fields.get("kind", "picture"), "media": fields["media"]}
+                message.update({"text": fields["text"]} if fields.get("text") else {})
+                for key in ("file_name", "size"):
+                    if key in fields:
+                        message[key] = fields[key]
             if fields.get("tracking_data"):
                 message["tracking_data"] = fields["tracking_data"]
             body.update(

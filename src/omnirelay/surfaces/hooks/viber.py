@@ -7,6 +7,7 @@ anything is read from it; a refused callback stores nothing."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -62,9 +63,19 @@ def apply_bot_event(ctx: AppContext, conn: HookConnection, event: viber_bot.BotE
                 wire=wire,
                 user_id=event.user_id,
                 reply_to=event.tracking_data,
+                files=_files(event.file),
+                provider=viber_bot.NAME,
             )
             return 1
     return 0  # webhook checks, unsubscribed: nothing to store
+
+
+def _files(file: viber_bot.ViberFile | None) -> list[tuple[dict[str, Any], str]] | None:
+    if file is None:
+        return None
+    entry: dict[str, Any] = {"name": file.name, "contentType": file.content_type}
+    entry.update(size=file.size, pending=True)
+    return [({k: v for k, v in entry.items() if v is not None}, file.url)]
 
 
 @router.post("/viber_bot/{connection_id}", include_in_schema=False)
