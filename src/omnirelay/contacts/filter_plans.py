@@ -25,11 +25,11 @@ from omnirelay.contacts.filters import (
     ALLOWED,
     MAX_DEPTH,
     NEGATIVE,
+    ConditionCompiler,
+    ValueTest,
     VariableLookup,
-    _bad,
-    _Compiler,
-    _sql,
-    _ValueTest,
+    as_sql,
+    bad_filter,
 )
 from omnirelay.contacts.models import Contact, ContactValue
 
@@ -40,17 +40,17 @@ from omnirelay.contacts.models import Contact, ContactValue
 # building the set of matching ids first costs one entry per match (ADR 29).
 
 
-class _RowCompiler(_Compiler):
+class _RowCompiler(ConditionCompiler):
     def node(self, node: Any, path: str, depth: int) -> ColumnElement[bool]:
         if not isinstance(node, Mapping):
-            raise _bad(path, "must be an object")
+            raise bad_filter(path, "must be an object")
         if "conditions" not in node:
-            return _sql(self.condition(node, path))
+            return as_sql(self.condition(node, path))
         if depth > MAX_DEPTH:
-            raise _bad(path, f"nested deeper than {MAX_DEPTH} levels")
+            raise bad_filter(path, f"nested deeper than {MAX_DEPTH} levels")
         items = node["conditions"]
         if not isinstance(items, list):
-            raise _bad(f"{path}.conditions", "must be an array")
+            raise bad_filter(f"{path}.conditions", "must be an array")
         parts = [self.node(c, f"{path}.conditions.{i}", depth + 1) for i, c in enumerate(items)]
         if not parts:
             return true()
@@ -70,7 +70,7 @@ def compile_rows(raw: Mapping[str, Any], lookup: VariableLookup) -> ColumnElemen
 # and the page probes the contacts by primary key (ADR 19).
 
 
-class _SetCompiler(_Compiler):
+class _SetCompiler(ConditionCompiler):
     def __init__(self, lookup: VariableLookup, organization_id: str, join: bool) -> None:
         super().__init__(lookup)
         self.org = organization_id
@@ -84,17 +84,17 @@ class _SetCompiler(_Compiler):
 
     def ids(self, node: Any, path: str, depth: int) -> Select[Any]:
         if not isinstance(node, Mapping):
-            raise _bad(path, "must be an object")
+            raise bad_filter(path, "must be an object")
         if "conditions" not in node:
             return self.leaf(node, path)
         if depth > MAX_DEPTH:
-            raise _bad(path, f"nested deeper than {MAX_DEPTH} levels")
+            raise bad_filter(path, f"nested deeper than {MAX_DEPTH} levels")
         union = node.get("union")
         if union not in ("and", "or", None):
-            raise _bad(f"{path}.union", 'must be "and", "or" or null')
+            raise bad_filter(f"{path}.union", 'must be "and", "or" or null')
         items = node["conditions"]
         if not isinstance(items, list):
-            raise _bad(f"{path}.conditions", "must be an array")
+            raise bad_filter(f"{path}.conditions", "must be an array")
         combine = or_ if union == "or" else and_
         sets: list[Select[Any]] = []
         by_variable: dict[str, list[ColumnElement[bool]]] = {}
@@ -105,7 +105,7 @@ class _SetCompiler(_Compiler):
                 part = self.condition(item, where)
                 if self.negated:
                     sets.append(self.negated_set)
-                elif isinstance(part, _ValueTest):
+                elif isinstance(part, ValueTest):
                     by_variable.setdefault(part.variable_id, []).append(part.predicate)
                 else:
                     on_contact.append(part)
@@ -150,7 +150,7 @@ class _SetCompiler(_Compiler):
     def leaf(self, node: Mapping[str, Any], path: str) -> Select[Any]:
         return self._as_set(self.condition(node, path))
 
-    def condition(self, cond: Mapping[str, Any], path: str) -> ColumnElement[bool] | _ValueTest:
+    def condition(self, cond: Mapping[str, Any], path: str) -> ColumnElement[bool] | ValueTest:
         op = cond.get("op")
         self.negated = isinstance(op, str) and op in NEGATIVE
         if not self.negated:
@@ -165,10 +165,10 @@ class _SetCompiler(_Compiler):
         self.negated_set = select(inner.c.cid)
         return _NEGATED
 
-    def _as_set(self, part: ColumnElement[bool] | _ValueTest) -> Select[Any]:
+    def _as_set(self, part: ColumnElement[bool] | ValueTest) -> Select[Any]:
         if part is _NEGATED:
             return self.negated_set
-        if isinstance(part, _ValueTest):
+        if isinstance(part, ValueTest):
             return _values_set(part.variable_id, part.predicate)
         return self.where_contact(part)
 
@@ -182,7 +182,7 @@ class _SetCompiler(_Compiler):
         if isinstance(field, str) and field:
             kind, _ = self._field(field, path)
             if cond.get("op") not in ALLOWED[kind]:
-                raise _bad(
+                raise bad_filter(
                     f"{path}.op",
                     f"operator {cond.get('op')!r} does not apply to {field!r} ({kind.lower()})",
                 )
@@ -221,7 +221,7 @@ def compile_ids(
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise _bad("filter", "must be an object")
+        raise bad_filter("filter", "must be an object")
     if not raw:
         return None
     return _SetCompiler(lookup, organization_id, join).ids(raw, "filter", 1)
