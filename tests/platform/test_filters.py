@@ -150,6 +150,44 @@ def test_pages_of_many_matches_walk_the_contacts_in_order(
                 assert [c["id"] for c in page["data"]] == want[offset : offset + 1], (field, op)
 
 
+def test_channel_tests_next_to_variables_follow_channel_id_changes(
+    call: Call, people: dict[str, Any]
+) -> None:
+    """A channel test in an "and" with a variable's condition is read from the value rows
+    (ADR 39): what they carry follows an update of the channel ids and a merge."""
+    v = people["var"]
+
+    def both(*conditions: dict[str, Any]) -> list[int]:
+        return _match(call, people, {"union": "and", "conditions": list(conditions)})
+
+    has_orders = {"field": v["Orders"], "op": "exists"}
+    has_vk = {"field": "channels", "op": "has", "value": "vk"}
+    assert both(has_orders, has_vk) == [0]
+    second = next(c for c, i in people["names"].items() if i == 1)
+    call("/contacts/update", {"contactId": second, "vkId": 99})
+    assert both(has_orders, has_vk) == [0, 1]
+    assert both(has_orders, {"field": "vkId", "op": "nexists"}) == [2]
+    # A telegram-only contact with Orders 30, merged into the older contact 3 (vk 14).
+    newer = call(
+        "/contacts/create", [{"telegramId": 77, "variables": [{"id": v["Orders"], "value": 30}]}]
+    )["data"][0]
+    people["names"][newer["id"]] = 4
+    assert _match(call, people, _cond("phone", "neq", "79990000011")) == [1, 2, 3, 4]
+    assert both({"field": v["Orders"], "op": "gte", "value": 30}, has_vk) == []
+    third = next(c for c, i in people["names"].items() if i == 3)
+    call("/contacts/update", {"contactId": third, "telegramId": 77})  # the newer goes
+    telegram = {"field": "channels", "op": "has", "value": "telegram"}
+    assert both({"field": v["Orders"], "op": "gte", "value": 30}, has_vk, telegram) == [3]
+    no_telegram = {"field": "channels", "op": "nhas", "value": "telegram"}
+    assert both(has_orders, no_telegram) == [0, 1]
+    assert (
+        call("/contacts", {"filter": {"union": "and", "conditions": [has_orders, telegram]}})[
+            "total"
+        ]
+        == 2
+    )
+
+
 def test_bad_filters_are_refused(call: Call, people: dict[str, Any]) -> None:
     v = people["var"]
     deep: dict[str, Any] = {"field": "phone", "op": "exists"}

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 
 from omnirelay.contacts import values
-from omnirelay.contacts.models import CHANNEL_IDS, Contact, ContactValue, Variable
+from omnirelay.contacts.models import CHANNEL_BITS, CHANNEL_IDS, Contact, ContactValue, Variable
 from omnirelay.errors import InvalidInput
 from omnirelay.phones import InvalidPhone, parse_phone
 
@@ -84,7 +84,40 @@ class ValueTest:
     predicate: ColumnElement[bool]
 
 
-Builder = Callable[[str, Any, str], "ColumnElement[bool] | ValueTest"]
+@dataclass(frozen=True)
+class NotValue:
+    """A negative operator on a variable: the contacts whose value fails ``positive``,
+    and those without a value."""
+
+    positive: ValueTest
+
+
+@dataclass(frozen=True)
+class ChannelTest:
+    """Whether the contact has a channel id in ``columns`` (``negated``: none of them).
+    A test of the contact row that each of its value rows carries too (their
+    ``channels`` mask, ADR 39), so that next to a variable's condition it is read from
+    the same index entry instead of a probe of the contact."""
+
+    columns: tuple[str, ...]
+    negated: bool = False
+
+    def inverted(self) -> ChannelTest:
+        return ChannelTest(self.columns, not self.negated)
+
+    def on_contact(self) -> ColumnElement[bool]:
+        if self.negated:
+            return and_(*(getattr(Contact, c).is_(None) for c in self.columns))
+        return or_(*(getattr(Contact, c).is_not(None) for c in self.columns))
+
+    def on_values(self) -> ColumnElement[bool]:
+        held = ContactValue.channels.op("&")(sum(CHANNEL_BITS[c] for c in self.columns))
+        return held == 0 if self.negated else held != 0
+
+
+# What a condition compiles to: a test of the contact row, or one of the above.
+Part = ColumnElement[bool] | ValueTest | NotValue | ChannelTest
+Builder = Callable[[str, Any, str], Part]
 
 
 def _in_values(variable_id: str, predicate: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -105,10 +138,14 @@ def _in_values(variable_id: str, predicate: ColumnElement[bool]) -> ColumnElemen
     )
 
 
-def as_sql(part: ColumnElement[bool] | ValueTest) -> ColumnElement[bool]:
+def as_sql(part: Part) -> ColumnElement[bool]:
     """A compiled condition as a test of one contact row (a value test as its probe)."""
     if isinstance(part, ValueTest):
         return _in_values(part.variable_id, part.predicate)
+    if isinstance(part, NotValue):
+        return ~_in_values(part.positive.variable_id, part.positive.predicate)
+    if isinstance(part, ChannelTest):
+        return part.on_contact()
     return part
 
 
@@ -131,7 +168,7 @@ class ConditionCompiler:
         self.lookup = lookup
         self.count = 0
 
-    def condition(self, cond: Mapping[str, Any], path: str) -> ColumnElement[bool] | ValueTest:
+    def condition(self, cond: Mapping[str, Any], path: str) -> Part:
         self.count += 1
         if self.count > MAX_CONDITIONS:
             raise bad_filter(path, f"more than {MAX_CONDITIONS} conditions")
@@ -148,9 +185,17 @@ class ConditionCompiler:
             raise bad_filter(
                 f"{path}.op", f"operator {op!r} does not apply to {field!r} ({kind.lower()})"
             )
-        if op in NEGATIVE:
-            return ~as_sql(build(NEGATIVE[op], value, f"{path}.value"))
-        return build(op, value, f"{path}.value")
+        if op not in NEGATIVE:
+            return build(op, value, f"{path}.value")
+        # Every test of the contact row is exact under NOT (no NULL makes it unknown:
+        # see _channel_id's eq), so only a variable's needs the "no value" case.
+        positive = build(NEGATIVE[op], value, f"{path}.value")
+        if isinstance(positive, ValueTest):
+            return NotValue(positive)
+        if isinstance(positive, ChannelTest):
+            return positive.inverted()
+        assert not isinstance(positive, NotValue)
+        return ~positive
 
     def _field(self, field: str, path: str) -> tuple[str, Builder]:
         if field == "channels":
@@ -175,18 +220,18 @@ def _text(value: Any, path: str) -> str:
     return value if isinstance(value, str) else values.format_number(value)
 
 
-def _channels(op: str, value: Any, path: str) -> ColumnElement[bool]:
+def _channels(op: str, value: Any, path: str) -> ChannelTest:
     if op == "exists":
-        return or_(*(getattr(Contact, c).is_not(None) for c in set(CHANNELS.values())))
+        return ChannelTest(tuple(dict.fromkeys(CHANNELS.values())))
     if not isinstance(value, str) or value not in CHANNELS:
         raise bad_filter(path, f"must be a channel: {', '.join(CHANNELS)}")
-    return getattr(Contact, CHANNELS[value]).is_not(None)  # type: ignore[no-any-return]
+    return ChannelTest((CHANNELS[value],))
 
 
-def _channel_id(column: str, op: str, value: Any, path: str) -> ColumnElement[bool]:
+def _channel_id(column: str, op: str, value: Any, path: str) -> Part:
     col = getattr(Contact, column)
     if op == "exists":
-        return col.is_not(None)  # type: ignore[no-any-return]
+        return ChannelTest((column,))
     text = _text(value, path)
     if column == "phone":
         if op == "eq":
@@ -194,8 +239,9 @@ def _channel_id(column: str, op: str, value: Any, path: str) -> ColumnElement[bo
                 text = parse_phone(text).e164
         else:
             text = "".join(ch for ch in text if ch.isdigit()) or text
+    # With the IS NOT NULL, NOT of the test matches the contacts without the id (neq).
     if op == "eq":
-        return col == text  # type: ignore[no-any-return]
+        return and_(col.is_not(None), col == text)
     return and_(col.is_not(None), col.ilike(_like(text), escape="\\"))
 
 
@@ -252,7 +298,10 @@ __all__ = [
     "MAX_DEPTH",
     "NEGATIVE",
     "OPERATORS",
+    "ChannelTest",
     "ConditionCompiler",
+    "NotValue",
+    "Part",
     "ValueTest",
     "VariableLookup",
     "as_sql",

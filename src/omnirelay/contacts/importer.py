@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from omnirelay.contacts import events, service, values
 from omnirelay.contacts import repository as repo
-from omnirelay.contacts.models import CHANNEL_IDS, Contact, object_id
+from omnirelay.contacts.models import CHANNEL_IDS, Contact, mask_of, object_id
 from omnirelay.contacts.schemas import NewContact, VariableValue
 from omnirelay.db import utcnow
 from omnirelay.errors import DomainError, InvalidInput
@@ -294,8 +294,9 @@ def import_parsed(
                 stamp,
             )
         )
+        mask = mask_of(ids)
         new_values += [
-            (cid, vid, t.text, t.num, None if t.day is None else day(t.day))
+            (cid, vid, t.text, t.num, None if t.day is None else day(t.day), mask)
             for vid, t in row.values.items()
             if t is not None
         ]

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, Table, case, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
-from omnirelay.contacts.models import CHANNEL_IDS, Contact, ContactMerge, ContactValue, Variable
+from omnirelay.contacts.models import (
+    CHANNEL_BITS,
+    CHANNEL_IDS,
+    Contact,
+    ContactMerge,
+    ContactValue,
+    Variable,
+)
 
 
 def _table(model: type[Contact] | type[ContactValue]) -> Table:
@@ -237,11 +246,19 @@ def values_of(session: Session, contact_ids: Sequence[str]) -> list[ContactValue
     )
 
 
+def _mask_of(contact_id: str) -> Any:
+    """The contact's channels mask (``models.CHANNEL_BITS``), read in the statement."""
+    held = [case((getattr(Contact, c).is_(None), 0), else_=bit) for c, bit in CHANNEL_BITS.items()]
+    return select(functools.reduce(operator.add, held)).where(Contact.id == contact_id)
+
+
 def upsert_values(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Set (contact, variable) values: one statement; a value already there is replaced."""
+    """Set (contact, variable) values: one statement; a value already there is replaced
+    (and keeps its channels mask: it is the same contact's)."""
     if not rows:
         return
-    stmt = _insert(session, ContactValue).values(list(rows))
+    rows = [{**r, "channels": _mask_of(r["contact_id"]).scalar_subquery()} for r in rows]
+    stmt = _insert(session, ContactValue).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["contact_id", "variable_id"],
         set_={
@@ -286,7 +303,7 @@ CONTACT_COLUMNS = (
     "created_at",
     "updated_at",
 )
-VALUE_COLUMNS = ("contact_id", "variable_id", "value_text", "value_num", "value_date")
+VALUE_COLUMNS = ("contact_id", "variable_id", "value_text", "value_num", "value_date", "channels")
 
 
 def _bulk(
@@ -327,7 +344,8 @@ def insert_contacts(session: Session, rows: list[tuple[Any, ...]]) -> None:
 
 
 def insert_values(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """Values of contacts just created, columns in ``VALUE_COLUMNS`` order."""
+    """Values of contacts just created, columns in ``VALUE_COLUMNS`` order; ``channels``
+    the contact's mask (``models.mask_of``)."""
     _bulk(session, "contact_values", VALUE_COLUMNS, rows)
 
 
