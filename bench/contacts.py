@@ -317,6 +317,7 @@ def main() -> None:
             raise SystemExit(f"{where} holds an unfinished build: remove it")
         if built:
             org_id, orders = json.loads(ids.read_text())
+            settle(db)  # after a migration that rewrote rows, as autovacuum would
         else:
             org_id, orders = _org(db)
             import_phase(db, org_id, n, args.parsers)
