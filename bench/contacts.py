@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import shutil
 import threading
@@ -119,37 +120,84 @@ def _filters(orders: str) -> dict[str, Any]:
 
 
 def explain(db: Database, org_id: str, orders: str) -> None:
-    """The plan of each filter's count: EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN
-    on SQLite."""
+    """The plans of each filter's count and page (as ``list_contacts`` runs them):
+    EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite."""
     for name, flt in _filters(orders).items():
         with db.read() as session:
-            ids = compile_ids(flt, lambda k: repository.variable(session, org_id, k), org_id)
-            assert ids is not None
-            stmt = select(func.count()).select_from(ids.subquery())
-            sql = str(stmt.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
             pg = session.get_bind().dialect.name == "postgresql"
+            if pg:
+                session.execute(text("SET LOCAL jit = off"))  # as repository.count_ids
+            ids = compile_ids(
+                flt, lambda k: repository.variable(session, org_id, k), org_id, join=pg
+            )
+            assert ids is not None
+            page, _ = contacts.plan_page(session, org_id, _query(flt))
             prefix = "EXPLAIN (ANALYZE, BUFFERS) " if pg else "EXPLAIN QUERY PLAN "
-            print(f"plan of the {name} count:")
-            for row in session.execute(text(prefix + sql)):
-                print("   ", " ".join(str(c) for c in row))
+            count = select(func.count()).select_from(ids.subquery())
+            for what, stmt in (("count", count), ("page", page)):
+                print(f"plan of the {name} {what}:")
+                for row in _explain(session, prefix, stmt, pg):
+                    print("   ", " ".join(str(c) for c in row))
+
+
+def _explain(session: Any, prefix: str, stmt: Any, pg: bool) -> Any:
+    bind = session.get_bind()
+    if pg:  # psycopg's server-side binding: the literals make the plan the real one
+        compiled = stmt.compile(bind, compile_kwargs={"literal_binds": True})
+        return session.execute(text(prefix + str(compiled)))
+    compiled = stmt.compile(bind)  # SQLite's LIMIT -1 of an OFFSET stays a parameter
+    values = tuple(compiled.params[k] for k in compiled.positiontup or ())
+    return session.connection().exec_driver_sql(prefix + str(compiled), values)
+
+
+def _query(flt: Any) -> Query:
+    return Query(filter=flt, limit=10, order=[["createdAt", "DESC"]])
+
+
+def _proc_ticks(pid: int | str) -> tuple[int, list[int]]:
+    """(parent pid, [utime, stime, cutime, cstime]) of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), [int(x) for x in fields[11:15]]
+
+
+def _server_cpu(postmaster: int) -> float:
+    """CPU seconds of a PostgreSQL server so far: the postmaster (with the children it
+    reaped: parallel workers end after their query) and its live children."""
+    total = sum(_proc_ticks(postmaster)[1])
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent, ticks = _proc_ticks(entry)
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == postmaster:
+                total += ticks[0] + ticks[1]
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def filter_phase(db: Database, org_id: str, orders: str, n: int, runs: int) -> None:
+    postmaster = None
+    if db.is_postgresql:
+        with db.read() as session:
+            postmaster = _proc_ticks(session.scalar(text("SELECT pg_backend_pid()")))[0]
     for name, flt in _filters(orders).items():
-        times, cpus = [], []
+        times, cpus, server = [], [], []
         total = 0
         for _ in range(runs):
+            s0 = _server_cpu(postmaster) if postmaster else 0.0
             t0, c0 = time.perf_counter(), time.process_time()
             with db.read() as session:
-                _, total = contacts.list_contacts(
-                    session, org_id, Query(filter=flt, limit=10, order=[["createdAt", "DESC"]])
-                )
+                _, total = contacts.list_contacts(session, org_id, _query(flt))
             times.append((time.perf_counter() - t0) * 1000)
             cpus.append((time.process_time() - c0) * 1000)
+            if postmaster:
+                server.append((_server_cpu(postmaster) - s0) * 1000)
         print(
             f"filter {name}: total {total:,} of {n:,}  p50 {percentile(times, 50):.1f} ms"
             f"  p99 {percentile(times, 99):.1f} ms  ({runs} runs); this process's CPU p50"
             f" {percentile(cpus, 50):.1f} ms"
+            + (f"; the server's CPU p50 {percentile(server, 50):.1f} ms" if server else "")
         )
 
 
