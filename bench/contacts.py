@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from omnirelay.contacts import importer, repository, unit
 from omnirelay.contacts import service as contacts
-from omnirelay.contacts.filter_plans import compile_ids
+from omnirelay.contacts.filter_plans import compile_ids, count_statements
 from omnirelay.contacts.models import Contact
 from omnirelay.contacts.schemas import NewContact, Query
 from omnirelay.db import Database
@@ -133,8 +133,8 @@ def explain(db: Database, org_id: str, orders: str) -> None:
             assert ids is not None
             page, _ = contacts.plan_page(session, org_id, _query(flt))
             prefix = "EXPLAIN (ANALYZE, BUFFERS) " if pg else "EXPLAIN QUERY PLAN "
-            count = select(func.count()).select_from(ids.subquery())
-            for what, stmt in (("count", count), ("page", page)):
+            counts = [("count", c) for c in count_statements(ids)]
+            for what, stmt in (*counts, ("page", page)):
                 print(f"plan of the {name} {what}:")
                 for row in _explain(session, prefix, stmt, pg):
                     print("   ", " ".join(str(c) for c in row))

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Select,
     and_,
     except_,
+    func,
     intersect,
     or_,
     select,
@@ -73,6 +74,7 @@ def compile_rows(raw: Mapping[str, Any], lookup: VariableLookup) -> ColumnElemen
 # entries (ADR 39): a dense filter with one is counted without touching the contacts.
 
 
+UNION_ALL_ARMS = "omnirelay_union_all_arms"  # an execution option: see _values_any
 Carried = tuple[ChannelTest, ...]  # channel tests a set must apply (pushed down an "and")
 
 
@@ -209,7 +211,21 @@ def _values_any(
         for i, p in enumerate(predicates)
     ]
     inner = union_all(*arms).subquery()
-    return select(inner.c.cid)
+    # The arms ride along for the count: the sum of one count per arm reads each index
+    # range in a loop of its own (no union node passing every row up).
+    return select(inner.c.cid).execution_options(**{UNION_ALL_ARMS: tuple(arms)})
+
+
+def count_statements(ids: Select[Any]) -> list[Select[Any]]:
+    """The statements whose counts add up to the size of a compiled set: one per arm of
+    a disjoint UNION ALL, else one. Each arm's count is an aggregate straight over its
+    index range (PostgreSQL: 80 ms of the server's CPU for the 50 % filter against 130 ms
+    through the union's nodes; SQLite: 55 ms against 70, ADR 39), and PostgreSQL may
+    still give each its own parallel scan, which one statement of sub-selects loses."""
+    arms = ids.get_execution_options().get(UNION_ALL_ARMS)
+    if not arms:
+        return [select(func.count()).select_from(ids.subquery())]
+    return [select(func.count()).select_from(a.subquery()) for a in arms]
 
 
 def compile_ids(

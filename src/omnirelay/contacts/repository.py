@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
+from omnirelay.contacts.filter_plans import count_statements
 from omnirelay.contacts.models import (
     CHANNEL_BITS,
     CHANNEL_IDS,
@@ -175,7 +176,7 @@ def count_ids(session: Session, ids: Select[Any]) -> int:
         # compiling it took PostgreSQL 200 ms of the query's time (EXPLAIN ANALYZE,
         # ADR 39): more than JIT can win back on a scan this simple.
         session.execute(text("SET LOCAL jit = off"))
-    return int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+    return sum(int(session.scalar(stmt) or 0) for stmt in count_statements(ids))
 
 
 def contacts_bound(session: Session) -> int:
