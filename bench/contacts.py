@@ -133,7 +133,7 @@ def explain(db: Database, org_id: str, orders: str) -> None:
             assert ids is not None
             page, _ = contacts.plan_page(session, org_id, _query(flt))
             prefix = "EXPLAIN (ANALYZE, BUFFERS) " if pg else "EXPLAIN QUERY PLAN "
-            counts = [("count", c) for c in count_statements(ids)]
+            counts = [("count", c) for c in count_statements(ids, split=not pg)]
             for what, stmt in (*counts, ("page", page)):
                 print(f"plan of the {name} {what}:")
                 for row in _explain(session, prefix, stmt, pg):
