@@ -163,6 +163,20 @@ def test_channel_tests_next_to_variables_follow_channel_id_changes(
     has_orders = {"field": v["Orders"], "op": "exists"}
     has_vk = {"field": "channels", "op": "has", "value": "vk"}
     assert both(has_orders, has_vk) == [0]
+    # An "or" of one variable (disjoint ranges, counted arm by arm) under the test.
+    outside = {
+        "union": "or",
+        "conditions": [
+            {"field": v["Orders"], "op": "lt", "value": 10},
+            {"field": v["Orders"], "op": "gte", "value": 20},
+        ],
+    }
+    sms = {"field": "channels", "op": "has", "value": "sms"}
+    assert both(outside, sms) == [0, 2]
+    assert (
+        call("/contacts", {"filter": {"union": "and", "conditions": [outside, sms]}})["total"] == 2
+    )
+    assert both(outside, {"field": "channels", "op": "nhas", "value": "vk"}) == [2]
     second = next(c for c, i in people["names"].items() if i == 1)
     call("/contacts/update", {"contactId": second, "vkId": 99})
     assert both(has_orders, has_vk) == [0, 1]
