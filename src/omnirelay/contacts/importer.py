@@ -252,7 +252,7 @@ def import_parsed(
     session: Session, organization_id: str, parsed: Parsed, variables: Mapping[str, VarInfo]
 ) -> Summary:
     """Write a parsed batch: one transaction's worth."""
-    with paused_collector():
+    with paused_collector(), repo.bulk_cache(session):
         return _write(session, organization_id, parsed, variables)
 
 
