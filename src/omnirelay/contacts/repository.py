@@ -150,17 +150,6 @@ def listing(
     return stmt.limit(limit) if limit is not None else stmt
 
 
-def page(
-    session: Session,
-    organization_id: str,
-    where: ColumnElement[bool],
-    order: Sequence[UnaryExpression[Any]],
-    offset: int,
-    limit: int | None,
-) -> list[Contact]:
-    return list(session.scalars(listing(organization_id, where, order, offset, limit)))
-
-
 def count(session: Session, organization_id: str, where: ColumnElement[bool]) -> int:
     stmt = (
         select(func.count())
