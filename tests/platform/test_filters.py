@@ -134,8 +134,22 @@ def test_pages_of_many_matches_walk_the_contacts_in_order(
         ("phone", "contains", "999"),
         ("vkId", "nexists", None),
     ]
-    for field, op, value in cases:
-        flt = {"union": "or", "conditions": [_cond(field, op, value), _cond("id", "eq", "x")]}
+    filters = [
+        {"union": "or", "conditions": [_cond(field, op, value), _cond("id", "eq", "x")]}
+        for field, op, value in cases
+    ]
+    # Two conditions of one variable in a node: one probe of its value row.
+    filters.append(
+        {
+            "union": "and",
+            "conditions": [
+                {"field": v["Orders"], "op": "gte", "value": 5},
+                {"field": v["Orders"], "op": "lt", "value": 20},
+            ],
+        }
+    )
+    for flt in filters:
+        field, op = flt["conditions"][0].get("field"), flt["conditions"][0].get("op")
         every = call("/contacts", {"filter": flt})
         matching = [i for i in ordered if i in {c["id"] for c in every["data"]}]
         assert every["total"] == len(matching) >= 2, (field, op)

@@ -53,10 +53,26 @@ class _RowCompiler(ConditionCompiler):
         items = node["conditions"]
         if not isinstance(items, list):
             raise bad_filter(f"{path}.conditions", "must be an array")
-        parts = [self.node(c, f"{path}.conditions.{i}", depth + 1) for i, c in enumerate(items)]
+        combine = or_ if node.get("union") == "or" else and_
+        parts: list[ColumnElement[bool]] = []
+        # A contact has one value row per variable, so the tests of one variable in a
+        # node are one probe of that row, not one each (the 1 % filter's walk: 2
+        # probes a contact instead of 3).
+        by_variable: dict[str, list[ColumnElement[bool]]] = {}
+        for i, item in enumerate(items):
+            where = f"{path}.conditions.{i}"
+            if isinstance(item, Mapping) and "conditions" not in item:
+                part = self.condition(item, where)
+                if isinstance(part, ValueTest):
+                    by_variable.setdefault(part.variable_id, []).append(part.predicate)
+                    continue
+                parts.append(as_sql(part))
+            else:
+                parts.append(self.node(item, where, depth + 1))
+        parts += [as_sql(ValueTest(v, combine(*ps))) for v, ps in by_variable.items()]
         if not parts:
             return true()
-        return or_(*parts) if node.get("union") == "or" else and_(*parts)
+        return combine(*parts)
 
 
 def compile_rows(raw: Mapping[str, Any], lookup: VariableLookup) -> ColumnElement[bool]:
