@@ -9,29 +9,40 @@ one that matches 50 % of them, each run R times: p50/p99 of the whole list call 
 another merges contacts through vkId updates: duplicates of a channel id (must be 0).
 
     python bench/contacts.py [--db sqlite|postgresql] [--contacts N] [--runs R] [--smoke]
-                             [--explain]
+                             [--explain] [--keep DIR]
+
+``--keep DIR`` keeps the built database under DIR (a SQLite file, a PostgreSQL data
+directory) and reuses it on the next run with the same N: building a million contacts
+takes minutes; the import phase is then skipped (and the merges, which would change it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from omnirelay.contacts import importer, repository, unit
 from omnirelay.contacts import service as contacts
-from omnirelay.contacts.filter_plans import compile_ids
+from omnirelay.contacts.filter_plans import compile_ids, count_statements
 from omnirelay.contacts.models import Contact
 from omnirelay.contacts.schemas import NewContact, Query
 from omnirelay.db import Database
+from omnirelay.migrate import upgrade
 from omnirelay.tenancy import service as tenancy
 from omnirelay.testing.bench import database, peak_rss_mb, percentile
+from omnirelay.testing.postgres import PostgresServer
 
 CITIES = ["Moscow", "Kazan", "Omsk", "Ufa", "Perm", "Tver", "Sochi", "Tula"]
 
@@ -109,37 +120,84 @@ def _filters(orders: str) -> dict[str, Any]:
 
 
 def explain(db: Database, org_id: str, orders: str) -> None:
-    """The plan of each filter's count: EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN
-    on SQLite."""
+    """The plans of each filter's count and page (as ``list_contacts`` runs them):
+    EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite."""
     for name, flt in _filters(orders).items():
         with db.read() as session:
-            ids = compile_ids(flt, lambda k: repository.variable(session, org_id, k), org_id)
-            assert ids is not None
-            stmt = select(func.count()).select_from(ids.subquery())
-            sql = str(stmt.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
             pg = session.get_bind().dialect.name == "postgresql"
+            if pg:
+                session.execute(text("SET LOCAL jit = off"))  # as repository.count_ids
+            ids = compile_ids(
+                flt, lambda k: repository.variable(session, org_id, k), org_id, join=pg
+            )
+            assert ids is not None
+            page, _ = contacts.plan_page(session, org_id, _query(flt))
             prefix = "EXPLAIN (ANALYZE, BUFFERS) " if pg else "EXPLAIN QUERY PLAN "
-            print(f"plan of the {name} count:")
-            for row in session.execute(text(prefix + sql)):
-                print("   ", " ".join(str(c) for c in row))
+            counts = [("count", c) for c in count_statements(ids, split=not pg)]
+            for what, stmt in (*counts, ("page", page)):
+                print(f"plan of the {name} {what}:")
+                for row in _explain(session, prefix, stmt, pg):
+                    print("   ", " ".join(str(c) for c in row))
+
+
+def _explain(session: Any, prefix: str, stmt: Any, pg: bool) -> Any:
+    bind = session.get_bind()
+    if pg:  # psycopg's server-side binding: the literals make the plan the real one
+        compiled = stmt.compile(bind, compile_kwargs={"literal_binds": True})
+        return session.execute(text(prefix + str(compiled)))
+    compiled = stmt.compile(bind)  # SQLite's LIMIT -1 of an OFFSET stays a parameter
+    values = tuple(compiled.params[k] for k in compiled.positiontup or ())
+    return session.connection().exec_driver_sql(prefix + str(compiled), values)
+
+
+def _query(flt: Any) -> Query:
+    return Query(filter=flt, limit=10, order=[["createdAt", "DESC"]])
+
+
+def _proc_ticks(pid: int | str) -> tuple[int, list[int]]:
+    """(parent pid, [utime, stime, cutime, cstime]) of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), [int(x) for x in fields[11:15]]
+
+
+def _server_cpu(postmaster: int) -> float:
+    """CPU seconds of a PostgreSQL server so far: the postmaster (with the children it
+    reaped: parallel workers end after their query) and its live children."""
+    total = sum(_proc_ticks(postmaster)[1])
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent, ticks = _proc_ticks(entry)
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == postmaster:
+                total += ticks[0] + ticks[1]
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def filter_phase(db: Database, org_id: str, orders: str, n: int, runs: int) -> None:
+    postmaster = None
+    if db.is_postgresql:
+        with db.read() as session:
+            postmaster = _proc_ticks(session.scalar(text("SELECT pg_backend_pid()")))[0]
     for name, flt in _filters(orders).items():
-        times, cpus = [], []
+        times, cpus, server = [], [], []
         total = 0
         for _ in range(runs):
+            s0 = _server_cpu(postmaster) if postmaster else 0.0
             t0, c0 = time.perf_counter(), time.process_time()
             with db.read() as session:
-                _, total = contacts.list_contacts(
-                    session, org_id, Query(filter=flt, limit=10, order=[["createdAt", "DESC"]])
-                )
+                _, total = contacts.list_contacts(session, org_id, _query(flt))
             times.append((time.perf_counter() - t0) * 1000)
             cpus.append((time.process_time() - c0) * 1000)
+            if postmaster:
+                server.append((_server_cpu(postmaster) - s0) * 1000)
         print(
             f"filter {name}: total {total:,} of {n:,}  p50 {percentile(times, 50):.1f} ms"
             f"  p99 {percentile(times, 99):.1f} ms  ({runs} runs); this process's CPU p50"
             f" {percentile(cpus, 50):.1f} ms"
+            + (f"; the server's CPU p50 {percentile(server, 50):.1f} ms" if server else "")
         )
 
 
@@ -198,6 +256,84 @@ def merge_phase(db: Database, org_id: str, threads: int, phones: int) -> None:
     assert not errors and dup_phone == 0 and dup_vk == 0, errors[:1]
 
 
+class _KeptPostgres(PostgresServer):
+    """A PostgreSQL server whose data directory outlives the run (``--keep``)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = root
+        self.data = root / "data"
+
+    def start(self) -> PostgresServer:
+        if (self.data / "PG_VERSION").exists():
+            if self._as_root:
+                shutil.chown(self.root, "postgres", "postgres")
+            opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-o",
+                opts,
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "start",
+            )
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        return super().start()
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+@contextlib.contextmanager
+def kept_database(engine: str, where: Path) -> Any:
+    """(database, whether it was built before) under ``where``."""
+    where.mkdir(parents=True, exist_ok=True)
+    if engine == "sqlite":
+        path = where / "bench.db"
+        built = path.exists()
+        url = f"sqlite:///{path}"
+        upgrade(url)  # a kept database follows the migrations
+        db = Database(url)
+        try:
+            yield db, built
+        finally:
+            db.dispose()
+        return
+    server = _KeptPostgres(where / "pg")
+    built = (server.data / "PG_VERSION").exists()
+    server.start()
+    try:
+        if not built:
+            admin = create_engine(server.url(), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text("CREATE DATABASE bench"))
+            admin.dispose()
+        upgrade(server.url("bench"))
+        db = Database(server.url("bench"), pool_size=20)
+        try:
+            yield db, built
+        finally:
+            db.dispose()
+    finally:
+        server.stop()
+
+
+def settle(db: Database) -> None:
+    """What PostgreSQL's autovacuum does on its own after a bulk load (it vacuums a table
+    after inserts of 20 % of it), done now so every run sees it: the visibility map (for
+    index-only scans) and the statistics. SQLite gets nothing: omnirelay never runs
+    ANALYZE there, so its plans must not need statistics."""
+    if db.is_postgresql:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE contacts"))
+            conn.execute(text("VACUUM ANALYZE contact_values"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
@@ -207,16 +343,37 @@ def main() -> None:
     parser.add_argument("--parsers", type=int, default=importer.DEFAULT_PARSERS)
     parser.add_argument("--smoke", action="store_true", help="small and fast (CI)")
     parser.add_argument("--explain", action="store_true", help="print the filters' plans")
+    parser.add_argument("--keep", type=Path, help="keep and reuse the built database here")
     args = parser.parse_args()
     n, runs, phones = (2_000, 3, 40) if args.smoke else (args.contacts, args.runs, 400)
-    with database(args.db) as db:
-        org_id, orders = _org(db)
-        print(f"contacts bench on {args.db}")
-        import_phase(db, org_id, n, args.parsers)
+    if args.keep is None:
+        with database(args.db) as db:
+            org_id, orders = _org(db)
+            print(f"contacts bench on {args.db}")
+            import_phase(db, org_id, n, args.parsers)
+            settle(db)
+            if args.explain:
+                explain(db, org_id, orders)
+            filter_phase(db, org_id, orders, n, runs)
+            merge_phase(db, org_id, args.threads, phones)
+        return
+    where = args.keep / f"{args.db}-{n}"
+    with kept_database(args.db, where) as (db, built):
+        print(f"contacts bench on {args.db} ({'kept' if built else 'new'} database {where})")
+        ids = where / "ids.json"
+        if built and not ids.exists():
+            raise SystemExit(f"{where} holds an unfinished build: remove it")
+        if built:
+            org_id, orders = json.loads(ids.read_text())
+            settle(db)  # after a migration that rewrote rows, as autovacuum would
+        else:
+            org_id, orders = _org(db)
+            import_phase(db, org_id, n, args.parsers)
+            settle(db)
+            ids.write_text(json.dumps([org_id, orders]))
         if args.explain:
             explain(db, org_id, orders)
         filter_phase(db, org_id, orders, n, runs)
-        merge_phase(db, org_id, args.threads, phones)
 
 
 if __name__ == "__main__":

@@ -134,8 +134,22 @@ def test_pages_of_many_matches_walk_the_contacts_in_order(
         ("phone", "contains", "999"),
         ("vkId", "nexists", None),
     ]
-    for field, op, value in cases:
-        flt = {"union": "or", "conditions": [_cond(field, op, value), _cond("id", "eq", "x")]}
+    filters = [
+        {"union": "or", "conditions": [_cond(field, op, value), _cond("id", "eq", "x")]}
+        for field, op, value in cases
+    ]
+    # Two conditions of one variable in a node: one probe of its value row.
+    filters.append(
+        {
+            "union": "and",
+            "conditions": [
+                {"field": v["Orders"], "op": "gte", "value": 5},
+                {"field": v["Orders"], "op": "lt", "value": 20},
+            ],
+        }
+    )
+    for flt in filters:
+        field, op = flt["conditions"][0].get("field"), flt["conditions"][0].get("op")
         every = call("/contacts", {"filter": flt})
         matching = [i for i in ordered if i in {c["id"] for c in every["data"]}]
         assert every["total"] == len(matching) >= 2, (field, op)
@@ -148,6 +162,58 @@ def test_pages_of_many_matches_walk_the_contacts_in_order(
                 )
                 assert page["total"] == len(want)
                 assert [c["id"] for c in page["data"]] == want[offset : offset + 1], (field, op)
+
+
+def test_channel_tests_next_to_variables_follow_channel_id_changes(
+    call: Call, people: dict[str, Any]
+) -> None:
+    """A channel test in an "and" with a variable's condition is read from the value rows
+    (ADR 39): what they carry follows an update of the channel ids and a merge."""
+    v = people["var"]
+
+    def both(*conditions: dict[str, Any]) -> list[int]:
+        return _match(call, people, {"union": "and", "conditions": list(conditions)})
+
+    has_orders = {"field": v["Orders"], "op": "exists"}
+    has_vk = {"field": "channels", "op": "has", "value": "vk"}
+    assert both(has_orders, has_vk) == [0]
+    # An "or" of one variable (disjoint ranges, counted arm by arm) under the test.
+    outside = {
+        "union": "or",
+        "conditions": [
+            {"field": v["Orders"], "op": "lt", "value": 10},
+            {"field": v["Orders"], "op": "gte", "value": 20},
+        ],
+    }
+    sms = {"field": "channels", "op": "has", "value": "sms"}
+    assert both(outside, sms) == [0, 2]
+    assert (
+        call("/contacts", {"filter": {"union": "and", "conditions": [outside, sms]}})["total"] == 2
+    )
+    assert both(outside, {"field": "channels", "op": "nhas", "value": "vk"}) == [2]
+    second = next(c for c, i in people["names"].items() if i == 1)
+    call("/contacts/update", {"contactId": second, "vkId": 99})
+    assert both(has_orders, has_vk) == [0, 1]
+    assert both(has_orders, {"field": "vkId", "op": "nexists"}) == [2]
+    # A telegram-only contact with Orders 30, merged into the older contact 3 (vk 14).
+    newer = call(
+        "/contacts/create", [{"telegramId": 77, "variables": [{"id": v["Orders"], "value": 30}]}]
+    )["data"][0]
+    people["names"][newer["id"]] = 4
+    assert _match(call, people, _cond("phone", "neq", "79990000011")) == [1, 2, 3, 4]
+    assert both({"field": v["Orders"], "op": "gte", "value": 30}, has_vk) == []
+    third = next(c for c, i in people["names"].items() if i == 3)
+    call("/contacts/update", {"contactId": third, "telegramId": 77})  # the newer goes
+    telegram = {"field": "channels", "op": "has", "value": "telegram"}
+    assert both({"field": v["Orders"], "op": "gte", "value": 30}, has_vk, telegram) == [3]
+    no_telegram = {"field": "channels", "op": "nhas", "value": "telegram"}
+    assert both(has_orders, no_telegram) == [0, 1]
+    assert (
+        call("/contacts", {"filter": {"union": "and", "conditions": [has_orders, telegram]}})[
+            "total"
+        ]
+        == 2
+    )
 
 
 def test_bad_filters_are_refused(call: Call, people: dict[str, Any]) -> None:

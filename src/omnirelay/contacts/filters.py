@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 
 from omnirelay.contacts import values
-from omnirelay.contacts.models import CHANNEL_IDS, Contact, ContactValue, Variable
+from omnirelay.contacts.models import CHANNEL_BITS, CHANNEL_IDS, Contact, ContactValue, Variable
 from omnirelay.errors import InvalidInput
 from omnirelay.phones import InvalidPhone, parse_phone
 
@@ -77,14 +77,47 @@ VariableLookup = Callable[[str], Variable | None]
 
 
 @dataclass(frozen=True)
-class _ValueTest:
+class ValueTest:
     """A test of one variable's value row (combined with others of that variable)."""
 
     variable_id: str
     predicate: ColumnElement[bool]
 
 
-Builder = Callable[[str, Any, str], "ColumnElement[bool] | _ValueTest"]
+@dataclass(frozen=True)
+class NotValue:
+    """A negative operator on a variable: the contacts whose value fails ``positive``,
+    and those without a value."""
+
+    positive: ValueTest
+
+
+@dataclass(frozen=True)
+class ChannelTest:
+    """Whether the contact has a channel id in ``columns`` (``negated``: none of them).
+    A test of the contact row that each of its value rows carries too (their
+    ``channels`` mask, ADR 39), so that next to a variable's condition it is read from
+    the same index entry instead of a probe of the contact."""
+
+    columns: tuple[str, ...]
+    negated: bool = False
+
+    def inverted(self) -> ChannelTest:
+        return ChannelTest(self.columns, not self.negated)
+
+    def on_contact(self) -> ColumnElement[bool]:
+        if self.negated:
+            return and_(*(getattr(Contact, c).is_(None) for c in self.columns))
+        return or_(*(getattr(Contact, c).is_not(None) for c in self.columns))
+
+    def on_values(self) -> ColumnElement[bool]:
+        held = ContactValue.channels.op("&")(sum(CHANNEL_BITS[c] for c in self.columns))
+        return held == 0 if self.negated else held != 0
+
+
+# What a condition compiles to: a test of the contact row, or one of the above.
+Part = ColumnElement[bool] | ValueTest | NotValue | ChannelTest
+Builder = Callable[[str, Any, str], Part]
 
 
 def _in_values(variable_id: str, predicate: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -105,13 +138,19 @@ def _in_values(variable_id: str, predicate: ColumnElement[bool]) -> ColumnElemen
     )
 
 
-def _sql(part: ColumnElement[bool] | _ValueTest) -> ColumnElement[bool]:
-    if isinstance(part, _ValueTest):
+def as_sql(part: Part) -> ColumnElement[bool]:
+    """A compiled condition as a test of one contact row (a value test as its probe)."""
+    if isinstance(part, ValueTest):
         return _in_values(part.variable_id, part.predicate)
+    if isinstance(part, NotValue):
+        return ~_in_values(part.positive.variable_id, part.positive.predicate)
+    if isinstance(part, ChannelTest):
+        return part.on_contact()
     return part
 
 
-def _bad(path: str, message: str) -> InvalidInput:
+def bad_filter(path: str, message: str) -> InvalidInput:
+    """The error of a filter refused at ``path`` (``filter.conditions.0.op``)."""
     return InvalidInput("invalid_filter", f"{path}: {message}", field=path)
 
 
@@ -120,29 +159,43 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-class _Compiler:
+class ConditionCompiler:
+    """Checks and compiles one condition (``condition``): a ``ValueTest`` for a variable,
+    a test of the contact row for the others. The plans (``filter_plans``) subclass it
+    with the walk of the tree; ``count`` bounds the conditions across it."""
+
     def __init__(self, lookup: VariableLookup) -> None:
         self.lookup = lookup
         self.count = 0
 
-    def condition(self, cond: Mapping[str, Any], path: str) -> ColumnElement[bool] | _ValueTest:
+    def condition(self, cond: Mapping[str, Any], path: str) -> Part:
         self.count += 1
         if self.count > MAX_CONDITIONS:
-            raise _bad(path, f"more than {MAX_CONDITIONS} conditions")
+            raise bad_filter(path, f"more than {MAX_CONDITIONS} conditions")
         field, op = cond.get("field"), cond.get("op")
         if not isinstance(field, str) or not field:
-            raise _bad(f"{path}.field", "must be a non-empty string")
+            raise bad_filter(f"{path}.field", "must be a non-empty string")
         if op not in OPERATORS:
-            raise _bad(f"{path}.op", f"unknown operator {op!r}; one of {', '.join(OPERATORS)}")
+            raise bad_filter(
+                f"{path}.op", f"unknown operator {op!r}; one of {', '.join(OPERATORS)}"
+            )
         value = cond.get("value")
         kind, build = self._field(field, path)
         if op not in ALLOWED[kind]:
-            raise _bad(
+            raise bad_filter(
                 f"{path}.op", f"operator {op!r} does not apply to {field!r} ({kind.lower()})"
             )
-        if op in NEGATIVE:
-            return ~_sql(build(NEGATIVE[op], value, f"{path}.value"))
-        return build(op, value, f"{path}.value")
+        if op not in NEGATIVE:
+            return build(op, value, f"{path}.value")
+        # Every test of the contact row is exact under NOT (no NULL makes it unknown:
+        # see _channel_id's eq), so only a variable's needs the "no value" case.
+        positive = build(NEGATIVE[op], value, f"{path}.value")
+        if isinstance(positive, ValueTest):
+            return NotValue(positive)
+        if isinstance(positive, ChannelTest):
+            return positive.inverted()
+        assert not isinstance(positive, NotValue)
+        return ~positive
 
     def _field(self, field: str, path: str) -> tuple[str, Builder]:
         if field == "channels":
@@ -155,30 +208,30 @@ class _Compiler:
             return "TIMESTAMP", lambda op, v, p: _timestamp(TIMESTAMPS[field], op, v, p)
         variable = self.lookup(field)
         if variable is None:
-            raise _bad(f"{path}.field", f"unknown field or variable {field!r}")
+            raise bad_filter(f"{path}.field", f"unknown field or variable {field!r}")
         return variable.validate_as, lambda op, v, p: _variable(variable, op, v, p)
 
 
 def _text(value: Any, path: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _bad(path, "must be a string")
+        raise bad_filter(path, "must be a string")
     if isinstance(value, int):
         return str(value)
     return value if isinstance(value, str) else values.format_number(value)
 
 
-def _channels(op: str, value: Any, path: str) -> ColumnElement[bool]:
+def _channels(op: str, value: Any, path: str) -> ChannelTest:
     if op == "exists":
-        return or_(*(getattr(Contact, c).is_not(None) for c in set(CHANNELS.values())))
+        return ChannelTest(tuple(dict.fromkeys(CHANNELS.values())))
     if not isinstance(value, str) or value not in CHANNELS:
-        raise _bad(path, f"must be a channel: {', '.join(CHANNELS)}")
-    return getattr(Contact, CHANNELS[value]).is_not(None)  # type: ignore[no-any-return]
+        raise bad_filter(path, f"must be a channel: {', '.join(CHANNELS)}")
+    return ChannelTest((CHANNELS[value],))
 
 
-def _channel_id(column: str, op: str, value: Any, path: str) -> ColumnElement[bool]:
+def _channel_id(column: str, op: str, value: Any, path: str) -> Part:
     col = getattr(Contact, column)
     if op == "exists":
-        return col.is_not(None)  # type: ignore[no-any-return]
+        return ChannelTest((column,))
     text = _text(value, path)
     if column == "phone":
         if op == "eq":
@@ -186,8 +239,9 @@ def _channel_id(column: str, op: str, value: Any, path: str) -> ColumnElement[bo
                 text = parse_phone(text).e164
         else:
             text = "".join(ch for ch in text if ch.isdigit()) or text
+    # With the IS NOT NULL, NOT of the test matches the contacts without the id (neq).
     if op == "eq":
-        return col == text  # type: ignore[no-any-return]
+        return and_(col.is_not(None), col == text)
     return and_(col.is_not(None), col.ilike(_like(text), escape="\\"))
 
 
@@ -207,7 +261,7 @@ def _timestamp(column: str, op: str, value: Any, path: str) -> ColumnElement[boo
     return (col < moment) if op == "before" else (col > moment)  # type: ignore[no-any-return]
 
 
-def _variable(variable: Variable, op: str, value: Any, path: str) -> _ValueTest:
+def _variable(variable: Variable, op: str, value: Any, path: str) -> ValueTest:
     kind = variable.validate_as
     column = {
         "NUMBER": ContactValue.value_num,
@@ -231,10 +285,25 @@ def _variable(variable: Variable, op: str, value: Any, path: str) -> _ValueTest:
     else:
         day = values.parse_date(value, path)
         predicate = {"eq": column == day, "before": column < day, "after": column > day}[op]
-    return _ValueTest(variable.id, predicate)
+    return ValueTest(variable.id, predicate)
 
 
 # The two plans of a checked tree (the set of ids, the test of one contact row) are in
 # ``filter_plans``.
 
-__all__ = ["ALLOWED", "CHANNELS", "MAX_CONDITIONS", "MAX_DEPTH", "NEGATIVE", "OPERATORS"]
+__all__ = [
+    "ALLOWED",
+    "CHANNELS",
+    "MAX_CONDITIONS",
+    "MAX_DEPTH",
+    "NEGATIVE",
+    "OPERATORS",
+    "ChannelTest",
+    "ConditionCompiler",
+    "NotValue",
+    "Part",
+    "ValueTest",
+    "VariableLookup",
+    "as_sql",
+    "bad_filter",
+]

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from omnirelay.contacts import events, service, values
 from omnirelay.contacts import repository as repo
-from omnirelay.contacts.models import CHANNEL_IDS, Contact, object_id
+from omnirelay.contacts.collector import paused_collector
+from omnirelay.contacts.models import CHANNEL_IDS, Contact, mask_of, object_id
 from omnirelay.contacts.schemas import NewContact, VariableValue
 from omnirelay.db import utcnow
 from omnirelay.errors import DomainError, InvalidInput
@@ -140,11 +141,12 @@ def parse_batch(
     """Check and normalise a batch (phones through phonenumbers): no database, so it may
     run in other processes (``parse_in_processes``) while this one writes."""
     out = Parsed(len(batch), [], [])
-    for line, raw in batch:
-        try:
-            out.rows.append(_parse(line, raw, variables))
-        except DomainError as exc:
-            out.refused.append((line, exc.message))
+    with paused_collector():
+        for line, raw in batch:
+            try:
+                out.rows.append(_parse(line, raw, variables))
+            except DomainError as exc:
+                out.refused.append((line, exc.message))
     return out
 
 
@@ -170,34 +172,41 @@ def parse_in_processes(
             yield ahead.popleft().get()
 
 
+_SOURCES = frozenset(service.SOURCE_KEYS)
+
+
 def _parse(line: int, raw: Mapping[str, Any], variables: Mapping[str, VarInfo]) -> _Row:
-    if raw.get("__invalid__"):
+    # The hot loop of an import's parse: one dict probe per key in the common case.
+    if "__invalid__" in raw:
         raise InvalidInput("invalid_row", "not a JSON object")
     ids: dict[str, str] = {}
-    typed: dict[str, values.Typed | None] = {}
     sources: dict[str, Any] = {}
     pairs: list[tuple[str, Any]] = []
     for key, value in raw.items():
-        if key in CHANNEL_IDS:
+        column = CHANNEL_IDS.get(key)
+        if column is not None:
             if value is not None and value != "":
-                ids[CHANNEL_IDS[key]] = service.normalise_id(key, value, key)
+                ids[column] = service.normalise_id(key, value, key)
         elif key == "variables" and isinstance(value, list):
             for item in value:
                 if not isinstance(item, dict):
                     raise InvalidInput("invalid_row", "variables: a list of {id|name, value}")
                 pairs.append((str(item.get("id") or item.get("name") or ""), item.get("value")))
-        elif key in service.SOURCE_KEYS and isinstance(value, dict):
+        elif key in _SOURCES and isinstance(value, dict):
             sources[key] = value
         else:
             pairs.append((key, value))
     if not ids:
         raise InvalidInput("missing_field", "no phone or other channel id")
+    typed: dict[str, values.Typed | None] = {}
     for key, value in pairs:
         var = variables.get(key)
         if var is None:
             raise InvalidInput("variable_not_found", f"unknown variable {key!r}")
-        blank = value is None or value == ""
-        typed[var.id] = None if blank else values.typed(var.validate_as, value, var.name)
+        if value is None or value == "":
+            typed[var.id] = None
+        else:
+            typed[var.id] = values.typed(var.validate_as, value, var.name)
     return _Row(line, ids, typed, sources)
 
 
@@ -243,6 +252,13 @@ def import_parsed(
     session: Session, organization_id: str, parsed: Parsed, variables: Mapping[str, VarInfo]
 ) -> Summary:
     """Write a parsed batch: one transaction's worth."""
+    with paused_collector(), repo.bulk_cache(session):
+        return _write(session, organization_id, parsed, variables)
+
+
+def _write(
+    session: Session, organization_id: str, parsed: Parsed, variables: Mapping[str, VarInfo]
+) -> Summary:
     summary = Summary(rows=parsed.size)
     for line, reason in parsed.refused:
         summary.refuse(line, reason)
@@ -294,8 +310,9 @@ def import_parsed(
                 stamp,
             )
         )
+        mask = mask_of(ids)
         new_values += [
-            (cid, vid, t.text, t.num, None if t.day is None else day(t.day))
+            (cid, vid, t.text, t.num, None if t.day is None else day(t.day), mask)
             for vid, t in row.values.items()
             if t is not None
         ]

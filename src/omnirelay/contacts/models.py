@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -41,6 +42,14 @@ CHANNEL_IDS: dict[str, str] = {
     "webchatId": "webchat_id",
 }
 VALIDATE_AS = ("STRING", "NUMBER", "DATE")
+# Column -> its bit in ``ContactValue.channels`` (which of the contact's channel ids are
+# set; ADR 39); migration 0030's triggers keep it in the same bits.
+CHANNEL_BITS: dict[str, int] = {column: 1 << i for i, column in enumerate(CHANNEL_IDS.values())}
+
+
+def mask_of(ids: Mapping[str, object]) -> int:
+    """The mask of a contact whose channel ids are ``ids`` (column -> value or None)."""
+    return sum(bit for column, bit in CHANNEL_BITS.items() if ids.get(column) is not None)
 
 
 def _unique_when_set(column: str) -> Index:
@@ -65,6 +74,7 @@ def _typed_index(column: str) -> Index:
         "variable_id",
         column,
         "contact_id",  # a filter's range reads its contacts from the index alone
+        "channels",  # and tests their channels there too (ADR 39)
         sqlite_where=where,
         postgresql_where=where,
     )
@@ -142,6 +152,12 @@ class ContactValue(Base):
     value_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     value_num: Mapped[float | None] = mapped_column(Float, nullable=True)
     value_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # The contact's channel ids as a mask (CHANNEL_BITS), copied here so that a filter's
+    # "has sms" next to a variable's condition is read from the variable's index, not a
+    # probe of each contact (ADR 39). An insert names it (``repository``); database
+    # triggers keep it after that (migration 0030): a move to another contact (a merge)
+    # and a change of the contact's channel ids rewrite it.
+    channels: Mapped[int] = mapped_column(Integer)
 
 
 class ContactMerge(Base):

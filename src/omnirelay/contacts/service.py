@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, Select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -322,6 +322,12 @@ def _order(
 def list_contacts(
     session: Session, organization_id: str, query: Query
 ) -> tuple[list[dict[str, Any]], int]:
+    page, total = plan_page(session, organization_id, query)
+    return render(session, organization_id, list(session.scalars(page))), total
+
+
+def plan_page(session: Session, organization_id: str, query: Query) -> tuple[Select[Any], int]:
+    """The page's statement (its plan chosen by the count) and ``total``."""
     if query.offset < 0:
         raise InvalidInput("invalid_field", "offset: must be >= 0", field="offset")
     if query.limit is not None and query.limit < 0:
@@ -348,8 +354,7 @@ def list_contacts(
             condition = compile_rows(query.filter, lambda key: variables.get(key))
         else:
             condition = Contact.id.in_(ids)
-    rows = repo.page(session, organization_id, condition, order, query.offset, query.limit)
-    return render(session, organization_id, rows), total
+    return repo.listing(organization_id, condition, order, query.offset, query.limit), total
 
 
 def _walk(order: list[list[Any]]) -> bool:
