@@ -2,7 +2,7 @@
 typed indexes, kept by triggers (ADR 39)
 
 Revision ID: 0030
-Revises: 0025
+Revises: 0029
 
 A filter's "channels has sms" next to a variable's condition was a probe of each
 matching contact (1 s of CPU for 500,000 on SQLite; a hash join of the contacts on
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0030"
-down_revision = "0025"
+down_revision = "0029"
 branch_labels = None
 depends_on = None
 
