@@ -2,7 +2,8 @@
 
 ``OMNIRELAY_TEST_ENGINES`` (default ``sqlite,postgresql``) picks the engines. The
 PostgreSQL server is started once per session on a free loopback port and each test
-gets a fresh database cloned from a migrated template; each SQLite test gets a copy
+gets a database in the migrated template's state (cloned once, emptied after each test:
+``omnirelay.testing.pgpool``); each SQLite test gets a copy
 of a migrated template file.
 
 A test marked ``one_engine`` refuses or shapes a request before any SQL runs (validation,
@@ -12,7 +13,6 @@ engine only and CI time goes to the tests where the engine matters.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -28,6 +28,7 @@ from omnirelay.config import Settings
 from omnirelay.db import Database
 from omnirelay.migrate import upgrade
 from omnirelay.tenancy import service as tenancy
+from omnirelay.testing.pgpool import DatabasePool
 from omnirelay.testing.postgres import PostgresServer
 
 ENGINES = [
@@ -35,7 +36,6 @@ ENGINES = [
     for e in os.environ.get("OMNIRELAY_TEST_ENGINES", "sqlite,postgresql").split(",")
     if e.strip()
 ]
-_counter = itertools.count()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -68,6 +68,15 @@ def pg_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
+def pg_databases(pg_server: PostgresServer) -> Iterator[DatabasePool]:
+    databases = DatabasePool(pg_server.url(), pg_server.url, "omnirelay_template")
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
     upgrade(f"sqlite:///{path}")
@@ -82,17 +91,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copyfile(template, path)
         yield f"sqlite:///{path}"
         return
-    server: PostgresServer = request.getfixturevalue("pg_server")
-    name = f"test_{os.getpid()}_{next(_counter)}"
-    admin = create_engine(server.url(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE omnirelay_template"))
+    databases: DatabasePool = request.getfixturevalue("pg_databases")
+    name, url = databases.take()
     try:
-        yield server.url(name)
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+        databases.give_back(name)
 
 
 @pytest.fixture

@@ -521,3 +521,23 @@ def test_the_organizations_planning_reads_are_cached_and_a_change_is_seen_at_onc
     now[0] += cache.TTL
     assert _route(db, call("/notifications/send", body)["id"]) == [("vk", "vk"), ("sms", "sms")]
     assert planning.reads == 4
+
+
+def test_a_rolled_back_change_does_not_invalidate_and_does_not_break_the_rollback(
+    call: Call, db: Database, org: Org
+) -> None:
+    from omnirelay.connections import service as connections
+    from omnirelay.notifications import cache
+
+    class Boom(Exception):
+        pass
+
+    before = dict(cache._generations)
+    with pytest.raises(Boom), db.transaction() as session:
+        row = connections.list_connections(session, org.id)[0]
+        connections.update(session, org.id, row.id, {"active": False})
+        session.flush()  # the watched write happens, then the transaction is undone
+        raise Boom
+    assert cache._generations.get(org.id) == before.get(org.id)
+    with db.read() as session:
+        assert all(r.active for r in connections.list_connections(session, org.id))

@@ -100,7 +100,8 @@ def _bump(session: Session) -> None:
             _generations[organization_id] = _generations.get(organization_id, 0) + 1
 
 
-def _forget(session: Session) -> None:
+def _forget(session: Session, _previous: Any) -> None:
+    # after_soft_rollback passes the transaction that was rolled back as well
     session.info.pop(_KEY, None)
 
 
