@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,6 +69,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (PostgreSQL)")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--progress", type=float, default=60.0, help="seconds between lines")
+    parser.add_argument(
+        "--profile", help="py-spy the (first) worker into this file (raw collapsed stacks)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.messages = 1000
@@ -83,6 +87,14 @@ def main() -> None:
             subprocess.Popen([sys.executable, "-m", "omnirelay", "worker"], env=env)
             for _ in range(args.workers)
         ]
+        spy = None
+        if args.profile:
+            spy = subprocess.Popen(
+                [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--idle",
+                 "--threads", "-r", "50", "-f", "raw", "-o", args.profile,
+                 "--pid", str(procs[0].pid)],
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
         try:
             t0 = time.perf_counter()
             samples: list[float] = []
@@ -109,6 +121,9 @@ def main() -> None:
                   f"{samples[0]:,.0f} / {max(samples):,.0f} / {samples[-1]:,.0f} MB")  # fmt: skip
             print(f"{'worker CPU per 1,000 messages':<40} {cpu / args.messages * 1000:>12,.1f} s")
         finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                spy.wait(timeout=60)
             for p in procs:
                 p.terminate()
             for p in procs:

@@ -181,9 +181,10 @@ _MARK_SENT = (
     update(MESSAGES)
     .where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.final_at.is_(None))
     .values(
-        status="sent",
+        status=bindparam("status"),
         channel=bindparam("channel"),
         updated_at=bindparam("now"),
+        final_at=bindparam("final"),
         due_at=None,
         claimed_by=None,
         lease_until=None,
@@ -197,7 +198,9 @@ def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def mark_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """``{mid, channel, now}`` each: the message's step was sent; its claim ends."""
+    """``{mid, status, channel, now, final}`` each: the message's step was sent (status
+    ``sent``, final None) or sent and reported at once (``delivered``/``read``, final
+    now); its claim ends. A message final already is left alone."""
     if rows:
         session.connection().execute(_MARK_SENT, list(rows))
 
