@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from omnirelay.messaging import fastsql
 from omnirelay.messaging.models import Message, MessageAttempt, ProviderPart
 
 _tables = Message.metadata.tables
@@ -193,16 +194,14 @@ _MARK_SENT = (
 
 
 def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_INSERT_ATTEMPTS, list(rows))
+    fastsql.executemany(session, _INSERT_ATTEMPTS, rows)
 
 
 def mark_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """``{mid, status, channel, now, final}`` each: the message's step was sent (status
     ``sent``, final None) or sent and reported at once (``delivered``/``read``, final
     now); its claim ends. A message final already is left alone."""
-    if rows:
-        session.connection().execute(_MARK_SENT, list(rows))
+    fastsql.executemany(session, _MARK_SENT, rows)
 
 
 WAITING_STATUSES = ("queued", "submitting", "sent")
@@ -316,13 +315,11 @@ _SET_MESSAGE_STATUS = (
 
 
 def set_attempt_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_SET_ATTEMPT_STATUS, list(rows))
+    fastsql.executemany(session, _SET_ATTEMPT_STATUS, rows)
 
 
 def set_message_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_SET_MESSAGE_STATUS, list(rows))
+    fastsql.executemany(session, _SET_MESSAGE_STATUS, rows)
 
 
 # --- SMPP session owners (messaging/sessions.py) ------------------------------------------
@@ -414,10 +411,8 @@ _SET_MESSAGE_SENT = (
 
 
 def set_attempts_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_SET_ATTEMPT_SENT, list(rows))
+    fastsql.executemany(session, _SET_ATTEMPT_SENT, rows)
 
 
 def set_messages_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_SET_MESSAGE_SENT, list(rows))
+    fastsql.executemany(session, _SET_MESSAGE_SENT, rows)
