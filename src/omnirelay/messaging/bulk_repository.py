@@ -110,6 +110,20 @@ def claim_due_rows(
         return [row[0] for row in session.execute(query)]
 
     orgs = [row[0] for row in session.execute(_ORGS_WITH_DUE, {"n": MAX_ORGS_PER_CLAIM})]
+    if len(orgs) <= 1:
+        # One organization waiting (a backlog): the rows are chosen and leased in one
+        # statement, no list of ids sent back and forth.
+        query = _due(now, limit)
+        if postgresql:
+            query = query.with_for_update(skip_locked=True)
+        return list(
+            session.execute(
+                update(MESSAGES)
+                .where(MESSAGES.c.id.in_(query.scalar_subquery()))
+                .values(claimed_by=claim_id, lease_until=until)
+                .returning(*columns)
+            )
+        )
     chosen: list[str] = []
     if len(orgs) > 1:
         share = max(1, limit // len(orgs))

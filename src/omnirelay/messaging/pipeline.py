@@ -168,7 +168,6 @@ def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
     in the same statements: the attempt is inserted with its final status, the message
     updated to it (ADR 40); later or other events become jobs, in one INSERT."""
     attempts, updates, events = [], [], []
-    reported = repo.methods_of(session, [r.message_id for r in rows], list(REPORTERS))
     reports: list[webhooks.NewEvent] = []
     for row in rows:
         result = row.result
@@ -194,7 +193,7 @@ def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
                 "final": now if folded else None,
             }
         )
-        reporter = REPORTERS.get(reported.get(row.message_id, ""))
+        reporter = REPORTERS.get(row.method)
         for reported_status in ("sent", *folded):
             if reporter is not None:
                 made = reporter(
@@ -252,6 +251,7 @@ class SentRow:
     ttl: int
     attempt: dict[str, Any]  # the attempt's columns before sending
     result: SendResult
+    method: str = ""  # the message's (its reporter, if any: REPORTERS)
 
 
 def event_payload(
