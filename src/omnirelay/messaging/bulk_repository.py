@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     bindparam,
+    case,
     func,
     insert,
     literal_column,
@@ -310,14 +311,28 @@ def attempts_for_reports(
     return found
 
 
+def status_rank(column: Any) -> Any:
+    """SQL for pipeline.rank: a failure 4, read 3, delivered 2, sent 1, the rest 0."""
+    return case(
+        (column.in_([literal_column(f"'{s}'") for s in FAILED_STATUSES]), literal_column("4")),
+        (column == literal_column("'read'"), literal_column("3")),
+        (column == literal_column("'delivered'"), literal_column("2")),
+        (column == literal_column("'sent'"), literal_column("1")),
+        else_=literal_column("0"),
+    )
+
+
+FAILED_STATUSES = ("undelivered", "expired", "rejected", "error", "deleted")
+# Statuses only move forward, in the statement itself: a row whose status is already as
+# far as this one (another transaction's report, applied since the read) is left alone.
 _SET_ATTEMPT_STATUS = (
     update(_ATTEMPTS)
-    .where(_ATTEMPTS.c.id == bindparam("aid"))
+    .where(_ATTEMPTS.c.id == bindparam("aid"), status_rank(_ATTEMPTS.c.status) < bindparam("rank"))
     .values(status=bindparam("status"), status_at=bindparam("now"))
 )
 _SET_MESSAGE_STATUS = (
     update(MESSAGES)
-    .where(MESSAGES.c.id == bindparam("mid"))
+    .where(MESSAGES.c.id == bindparam("mid"), status_rank(MESSAGES.c.status) < bindparam("rank"))
     .values(
         status=bindparam("status"),
         updated_at=bindparam("now"),

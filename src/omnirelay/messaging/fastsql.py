@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
 _MISSING = object()
@@ -26,6 +27,7 @@ class _Plan:
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        assert isinstance(compiled, SQLCompiler)
         self.sql = str(compiled)
         names: Sequence[str] = compiled.positiontup or list(compiled.binds)
         self.positional = compiled.positiontup is not None

@@ -26,11 +26,11 @@ from omnirelay.channels.base import (
 )
 from omnirelay.db import utcnow
 from omnirelay.messaging import bulk_repository as bulk
+from omnirelay.messaging import inbox
 from omnirelay.messaging import repository as repo
 from omnirelay.messaging.models import Message, MessageAttempt
 from omnirelay.messaging.service import DISPATCH_CHANNEL
 from omnirelay.queue import Retry, enqueue
-from omnirelay.queue.service import NewJob, enqueue_many
 from omnirelay.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,8 @@ def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
     that have a report URL or a reporter) in one INSERT. A report the send carried that
     is due now (the sandbox's, a provider answering "delivered" with the send) is applied
     in the same statements: the attempt is inserted with its final status, the message
-    updated to it (ADR 40); later or other events become jobs, in one INSERT."""
+    updated to it (ADR 40); later or other events wait in the inbox (messaging/inbox.py),
+    in one INSERT."""
     attempts, updates, events = [], [], []
     reports: list[webhooks.NewEvent] = []
     for row in rows:
@@ -228,15 +229,17 @@ def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
                 )
         for event in later:
             events.append(
-                NewJob(
-                    event_payload(row.attempt["connection_id"], result.provider_message_id, event),
-                    now + timedelta(seconds=event.delay),
+                inbox.row(
                     row.organization_id,
+                    row.attempt["connection_id"],
+                    result.provider_message_id,
+                    event,
+                    now + timedelta(seconds=event.delay),
                 )
             )
     bulk.insert_attempts(session, attempts)
     bulk.mark_sent(session, updates)
-    enqueue_many(session, EVENT, events, priority=IN_FLIGHT, max_attempts=EARLY_EVENT_TRIES + 2)
+    inbox.add(session, events)
     webhooks.emit_many(session, reports)
 
 
