@@ -225,9 +225,10 @@ def test_final_failure_report_carries_error_and_code(org, v3, drain, receiver, d
 
 
 def test_a_sent_message_is_finished_before_the_backlog_behind_it_is_sent(v3, db, message):
-    """Reports of messages already sent do not wait for new dispatches: they are jobs of
-    the worker, and dispatch is a drain of its own (ADR 18), so under a backlog a customer
-    hears about a message soon after it went, not after the whole backlog."""
+    """Reports of messages already sent do not wait for new dispatches: one due at once is
+    applied with its send (ADR 40), a later one waits in the inbox, drained on its own,
+    so under a backlog a customer hears about a message soon after it went, not after
+    the whole backlog."""
     from omnirelay.drain import Drain
     from omnirelay.messaging.dispatch import DispatchStep
     from omnirelay.queue.registry import tasks
@@ -240,7 +241,7 @@ def test_a_sent_message_is_finished_before_the_backlog_behind_it_is_sent(v3, db,
         for i in range(6)
     ]
     assert Drain(db, DispatchStep(), batch=1).run_once() == 1  # the first dispatch
-    Worker(db, tasks).run_until_idle()  # its report, the backlog still waiting
+    Worker(db, tasks).run_until_idle()  # nothing left for the jobs: the report came with it
     assert message(ids[0]).status == "delivered"
     assert [message(i).status for i in ids[1:]] == ["accepted"] * 5
 
