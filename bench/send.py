@@ -165,6 +165,7 @@ def run(args: argparse.Namespace, db: Database, server: Omnirelay, token: str) -
     processes = f"serve + {args.workers} worker(s)" if args.workers else "serve"
     print(f"== bench/send.py  db={args.db}  {processes}  n={args.requests}  c={args.concurrency}")
     cpu0 = server.cpu()
+    cpus0 = server.cpus()
     elapsed, lat, errors = asyncio.run(_closed_loop(base, token, args.requests, args.concurrency))
     accepted = args.requests - errors
     _line("sendSMS accepted", accepted / elapsed, "msg/s")
@@ -173,6 +174,9 @@ def run(args: argparse.Namespace, db: Database, server: Omnirelay, token: str) -
     if errors:
         print(f"!! {errors} requests failed")
     t0 = time.perf_counter()
+    # How far the pipeline was behind the accepts when they ended: 0 means it kept up
+    # (the accept rate was the limit); bench/backlog.py measures the pipeline alone.
+    _line("final when the accepts ended", _final(db) / max(1, accepted) * 100, "%")
     while _final(db) < accepted:
         if time.perf_counter() - t0 > 600:
             raise SystemExit("pipeline did not finish within 600 s")
@@ -180,6 +184,9 @@ def run(args: argparse.Namespace, db: Database, server: Omnirelay, token: str) -
     total = elapsed + (time.perf_counter() - t0)
     _line("sandbox pipeline to final status", accepted / total, "msg/s")
     _line("CPU per 1,000 messages (all processes)", (server.cpu() - cpu0) / accepted * 1000, "s")
+    if args.workers:  # the pipeline's own CPU: what the worker processes used
+        for name, cpu in server.cpus().items():
+            _line(f"  CPU per 1,000 messages, {name}", (cpu - cpus0[name]) / accepted * 1000, "s")
     rate = args.rate or max(10.0, accepted / elapsed / 2)
     lat2, errors2 = asyncio.run(_open_loop(base, token, rate, args.seconds))
     _line(f"sendSMS at {rate:,.0f}/s offered p50", percentile(lat2, 50) * 1000, "ms")

@@ -12,7 +12,8 @@ from omnirelay.db import Database
 from omnirelay.drain import Drain
 from omnirelay.messaging.dispatch import DispatchStep
 from omnirelay.messaging.expiry import ExpiryStep
-from omnirelay.messaging.models import Message, MessageAttempt
+from omnirelay.messaging.inbox import InboxStep
+from omnirelay.messaging.models import Message, MessageAttempt, PendingEvent
 from omnirelay.queue.models import Job
 from omnirelay.queue.registry import tasks
 from omnirelay.queue.worker import Worker
@@ -25,6 +26,7 @@ class Pipeline:
         )
         self.dispatcher = Drain(db, DispatchStep(lease_seconds=lease_seconds))
         self.expiry = Drain(db, ExpiryStep())
+        self.inbox = Drain(db, InboxStep())
 
     def run_until_idle(self) -> int:
         """Dispatches and jobs run until nothing is due; how many ran."""
@@ -33,6 +35,7 @@ class Pipeline:
             ran = (
                 self.dispatcher.run_until_idle()
                 + self.expiry.run_until_idle()
+                + self.inbox.run_until_idle()
                 + self.worker.run_until_idle(max_jobs=10_000)
             )
             total += ran
@@ -49,6 +52,8 @@ def jump(db: Database, seconds: float) -> None:
         for message in session.scalars(select(Message).where(Message.due_at.is_not(None))):
             assert message.due_at is not None
             message.due_at = message.due_at - delta
+        for event in session.scalars(select(PendingEvent)):
+            event.due_at = event.due_at - delta
         waiting = MessageAttempt.status.in_(("queued", "submitting", "sent"))
         for attempt in session.scalars(select(MessageAttempt).where(waiting)):
             if attempt.expires_at is not None:

@@ -72,6 +72,18 @@ class Runtime:
             idle_interval=settings.worker_idle_interval,
         )
 
+        from omnirelay.messaging.inbox import InboxStep
+
+        # Provider events not applied where they came in (a sandbox report with a delay),
+        # applied in batches (ADR 40).
+        self.inbox = Drain(
+            db,
+            InboxStep(),
+            batch=500,
+            poll_interval=settings.worker_poll_interval,
+            idle_interval=settings.worker_idle_interval,
+        )
+
         from omnirelay.media.fetch import FetchStep
 
         # Inbound messages' files a provider only names, downloaded after they are stored.
@@ -98,6 +110,7 @@ class Runtime:
     def start(self) -> None:
         self.dispatcher.start()
         self.expiry.start()
+        self.inbox.start()
         self.attachments.start()
         self.worker.start()
         self.deliverer.start()
@@ -117,5 +130,6 @@ class Runtime:
         self.deliverer.stop()
         self.worker.stop()
         self.attachments.stop()
+        self.inbox.stop()
         self.expiry.stop()
         self.dispatcher.stop()

@@ -225,9 +225,10 @@ def test_final_failure_report_carries_error_and_code(org, v3, drain, receiver, d
 
 
 def test_a_sent_message_is_finished_before_the_backlog_behind_it_is_sent(v3, db, message):
-    """Reports of messages already sent do not wait for new dispatches: they are jobs of
-    the worker, and dispatch is a drain of its own (ADR 18), so under a backlog a customer
-    hears about a message soon after it went, not after the whole backlog."""
+    """Reports of messages already sent do not wait for new dispatches: one due at once is
+    applied with its send (ADR 40), a later one waits in the inbox, drained on its own,
+    so under a backlog a customer hears about a message soon after it went, not after
+    the whole backlog."""
     from omnirelay.drain import Drain
     from omnirelay.messaging.dispatch import DispatchStep
     from omnirelay.queue.registry import tasks
@@ -240,7 +241,7 @@ def test_a_sent_message_is_finished_before_the_backlog_behind_it_is_sent(v3, db,
         for i in range(6)
     ]
     assert Drain(db, DispatchStep(), batch=1).run_once() == 1  # the first dispatch
-    Worker(db, tasks).run_until_idle()  # its report, the backlog still waiting
+    Worker(db, tasks).run_until_idle()  # nothing left for the jobs: the report came with it
     assert message(ids[0]).status == "delivered"
     assert [message(i).status for i in ids[1:]] == ["accepted"] * 5
 
@@ -279,3 +280,33 @@ def test_a_message_the_claim_cannot_read_does_not_hold_back_its_batch(v3, db, dr
     held = message(broken.json()["id"])
     assert (held.status, held.tries) == ("accepted", 1)
     assert held.due_at is not None and held.claimed_by is None
+
+
+def test_later_reports_wait_in_the_inbox_and_apply_in_one_batch(
+    client, org, v3, drain, advance, message, db
+):
+    """A report due later than its send (ADR 40) waits as an inbox row, not a job; when
+    it is due, the batch applies it: delivered, then read, in order, nothing left."""
+    from omnirelay.messaging.models import PendingEvent
+    from omnirelay.queue.models import Job
+
+    add_connection(client, org, "viber", "SLOW", report_delay=30, read_delay=60)
+    ids = [
+        v3("message/sendViber", {"sender": "SLOW", "phone": DELIVERED, "text": str(i)}).json()["id"]
+        for i in range(3)
+    ]
+    drain()
+    assert [message(i).status for i in ids] == ["sent"] * 3
+    with db.read() as session:
+        assert session.scalars(select(Job).where(Job.kind == "messages.provider_event")).all() == []
+        waiting = session.scalars(select(PendingEvent.status)).all()
+        assert sorted(waiting) == ["delivered"] * 3 + ["read"] * 3
+    advance(40)
+    drain()
+    assert [message(i).status for i in ids] == ["delivered"] * 3
+    advance(40)
+    drain()
+    assert [message(i).status for i in ids] == ["read"] * 3
+    assert attempts(db, ids[0]) == [("viber", "read", None)]
+    with db.read() as session:
+        assert session.scalars(select(PendingEvent)).all() == []

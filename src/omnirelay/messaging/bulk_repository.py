@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     bindparam,
+    case,
     func,
     insert,
     literal_column,
@@ -21,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from omnirelay.messaging import fastsql
 from omnirelay.messaging.models import Message, MessageAttempt, ProviderPart
 
 _tables = Message.metadata.tables
@@ -109,6 +111,20 @@ def claim_due_rows(
         return [row[0] for row in session.execute(query)]
 
     orgs = [row[0] for row in session.execute(_ORGS_WITH_DUE, {"n": MAX_ORGS_PER_CLAIM})]
+    if len(orgs) <= 1:
+        # One organization waiting (a backlog): the rows are chosen and leased in one
+        # statement, no list of ids sent back and forth.
+        query = _due(now, limit)
+        if postgresql:
+            query = query.with_for_update(skip_locked=True)
+        return list(
+            session.execute(
+                update(MESSAGES)
+                .where(MESSAGES.c.id.in_(query.scalar_subquery()))
+                .values(claimed_by=claim_id, lease_until=until)
+                .returning(*columns)
+            )
+        )
     chosen: list[str] = []
     if len(orgs) > 1:
         share = max(1, limit // len(orgs))
@@ -181,9 +197,10 @@ _MARK_SENT = (
     update(MESSAGES)
     .where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.final_at.is_(None))
     .values(
-        status="sent",
+        status=bindparam("status"),
         channel=bindparam("channel"),
         updated_at=bindparam("now"),
+        final_at=bindparam("final"),
         due_at=None,
         claimed_by=None,
         lease_until=None,
@@ -192,14 +209,14 @@ _MARK_SENT = (
 
 
 def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_INSERT_ATTEMPTS, list(rows))
+    fastsql.executemany(session, _INSERT_ATTEMPTS, rows)
 
 
 def mark_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """``{mid, channel, now}`` each: the message's step was sent; its claim ends."""
-    if rows:
-        session.connection().execute(_MARK_SENT, list(rows))
+    """``{mid, status, channel, now, final}`` each: the message's step was sent (status
+    ``sent``, final None) or sent and reported at once (``delivered``/``read``, final
+    now); its claim ends. A message final already is left alone."""
+    fastsql.executemany(session, _MARK_SENT, rows)
 
 
 WAITING_STATUSES = ("queued", "submitting", "sent")
@@ -294,14 +311,28 @@ def attempts_for_reports(
     return found
 
 
+def status_rank(column: Any) -> Any:
+    """SQL for pipeline.rank: a failure 4, read 3, delivered 2, sent 1, the rest 0."""
+    return case(
+        (column.in_([literal_column(f"'{s}'") for s in FAILED_STATUSES]), literal_column("4")),
+        (column == literal_column("'read'"), literal_column("3")),
+        (column == literal_column("'delivered'"), literal_column("2")),
+        (column == literal_column("'sent'"), literal_column("1")),
+        else_=literal_column("0"),
+    )
+
+
+FAILED_STATUSES = ("undelivered", "expired", "rejected", "error", "deleted")
+# Statuses only move forward, in the statement itself: a row whose status is already as
+# far as this one (another transaction's report, applied since the read) is left alone.
 _SET_ATTEMPT_STATUS = (
     update(_ATTEMPTS)
-    .where(_ATTEMPTS.c.id == bindparam("aid"))
+    .where(_ATTEMPTS.c.id == bindparam("aid"), status_rank(_ATTEMPTS.c.status) < bindparam("rank"))
     .values(status=bindparam("status"), status_at=bindparam("now"))
 )
 _SET_MESSAGE_STATUS = (
     update(MESSAGES)
-    .where(MESSAGES.c.id == bindparam("mid"))
+    .where(MESSAGES.c.id == bindparam("mid"), status_rank(MESSAGES.c.status) < bindparam("rank"))
     .values(
         status=bindparam("status"),
         updated_at=bindparam("now"),
@@ -313,13 +344,11 @@ _SET_MESSAGE_STATUS = (
 
 
 def set_attempt_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_SET_ATTEMPT_STATUS, list(rows))
+    fastsql.executemany(session, _SET_ATTEMPT_STATUS, rows)
 
 
 def set_message_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_SET_MESSAGE_STATUS, list(rows))
+    fastsql.executemany(session, _SET_MESSAGE_STATUS, rows)
 
 
 # --- SMPP session owners (messaging/sessions.py) ------------------------------------------
@@ -411,10 +440,8 @@ _SET_MESSAGE_SENT = (
 
 
 def set_attempts_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_SET_ATTEMPT_SENT, list(rows))
+    fastsql.executemany(session, _SET_ATTEMPT_SENT, rows)
 
 
 def set_messages_sent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_SET_MESSAGE_SENT, list(rows))
+    fastsql.executemany(session, _SET_MESSAGE_SENT, rows)

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from omnirelay.messaging import fastsql
 from omnirelay.messaging.models import Message, MessageAttempt, ProviderPart
 
 _tables = Message.metadata.tables
@@ -38,8 +39,7 @@ _INSERT_ATTEMPTS = insert(ATTEMPTS)
 
 
 def release(session: Session, message_ids: Sequence[str]) -> None:
-    if message_ids:
-        session.connection().execute(_RELEASE, [{"mid": m} for m in message_ids])
+    fastsql.executemany(session, _RELEASE, [{"mid": m} for m in message_ids])
 
 
 def queue_attempts(
@@ -47,10 +47,8 @@ def queue_attempts(
 ) -> None:
     """The attempts (``status`` queued, ``expires_at`` set) in one executemany INSERT,
     their messages (``{mid, channel, now}``) released in one executemany UPDATE."""
-    if attempts:
-        session.connection().execute(_INSERT_ATTEMPTS, list(attempts))
-    if messages:
-        session.connection().execute(_QUEUED, list(messages))
+    fastsql.executemany(session, _INSERT_ATTEMPTS, attempts)
+    fastsql.executemany(session, _QUEUED, messages)
 
 
 class ConnectionRow(NamedTuple):

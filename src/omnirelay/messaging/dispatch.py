@@ -301,6 +301,7 @@ class DispatchStep:
                         send.outbound.ttl,
                         send.attempt,
                         outcome,
+                        send.method,
                     )
                 )
             else:  # a failure, a retry, or a surface's own status hook: one by one

@@ -167,3 +167,26 @@ class InboundMessage(Base):
     attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PendingEvent(Base):
+    """A provider event (a report, a reply) waiting to be applied: the inbox (ADR 40).
+    Drained in batches by messaging/inbox.py when ``due_at`` comes; applied and deleted
+    in one transaction, so an event is applied once or, after a crash, again (statuses
+    only move forward: a repeat changes nothing)."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (Index("ix_provider_events_due", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    organization_id: Mapped[str] = mapped_column(String(32))
+    connection_id: Mapped[int] = mapped_column(BigInteger)
+    provider_message_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # status, inbound
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Tries of an event that came before its attempt was recorded (pipeline.apply_event).
+    tries: Mapped[int] = mapped_column(Integer, default=0)

@@ -26,11 +26,11 @@ from omnirelay.channels.base import (
 )
 from omnirelay.db import utcnow
 from omnirelay.messaging import bulk_repository as bulk
+from omnirelay.messaging import inbox
 from omnirelay.messaging import repository as repo
 from omnirelay.messaging.models import Message, MessageAttempt
 from omnirelay.messaging.service import DISPATCH_CHANNEL
 from omnirelay.queue import Retry, enqueue
-from omnirelay.queue.service import NewJob, enqueue_many
 from omnirelay.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
@@ -135,68 +135,111 @@ def _unwatch_ttl(session: Session, attempt: MessageAttempt) -> None:
     """Nothing to do: an attempt that ended is no longer waiting, so the sweep skips it."""
 
 
+FOLDED = ("delivered", "read")  # reports a send may carry, due at once, applied with it
+
+
+def _folded(row: SentRow) -> tuple[list[str], tuple[ProviderEvent, ...]]:
+    """The statuses of ``row``'s events that are due at once and need nothing but a
+    forward move (delivered, read, in rank order, single-part attempts), and the events
+    left: from the first that is not one of those on, so the order is kept."""
+    events = row.result.events
+    if int(row.attempt.get("parts", 1)) > 1:
+        return [], events
+    statuses: list[str] = []
+    current = "sent"
+    for i, event in enumerate(events):
+        if (
+            event.kind != "status"
+            or event.delay > 0
+            or event.status not in FOLDED
+            or rank(event.status) <= rank(current)
+        ):
+            return statuses, events[i:]
+        statuses.append(event.status)
+        current = event.status
+    return statuses, ()
+
+
 def sent_many(session: Session, rows: list[SentRow], now: datetime) -> None:
     """``sent`` for a batch of plain messages (no status hook) in a few statements: the
-    attempts in one INSERT, the messages in one UPDATE, their provider events as jobs in
-    one INSERT; reports, for the messages that have a report URL, in one INSERT."""
+    attempts in one INSERT, the messages in one UPDATE, their reports (for the messages
+    that have a report URL or a reporter) in one INSERT. A report the send carried that
+    is due now (the sandbox's, a provider answering "delivered" with the send) is applied
+    in the same statements: the attempt is inserted with its final status, the message
+    updated to it (ADR 40); later or other events wait in the inbox (messaging/inbox.py),
+    in one INSERT."""
     attempts, updates, events = [], [], []
-    reported = repo.methods_of(session, [r.message_id for r in rows], list(REPORTERS))
     reports: list[webhooks.NewEvent] = []
     for row in rows:
         result = row.result
+        folded, later = _folded(row)
+        status = folded[-1] if folded else "sent"
         attempts.append(
             {
                 **row.attempt,
-                "status": "sent",
+                "status": status,
+                "status_at": now,
                 "provider_message_id": result.provider_message_id,
                 "expires_at": now + timedelta(seconds=row.ttl),
                 "code": None,
                 "error": None,
             }
         )
-        updates.append({"mid": row.message_id, "channel": row.attempt["channel"], "now": now})
-        if row.message_id in reported:
-            made = REPORTERS[reported[row.message_id]](
-                session,
-                StatusReport(
-                    row.message_id,
-                    row.organization_id,
-                    int(row.attempt["step"]),
-                    str(row.attempt["channel"]),
-                    int(row.attempt["connection_id"]),
-                    "sent",
-                ),
-            )
-            if made is not None:
-                reports.append(made)
-        for event in result.events:
-            events.append(
-                NewJob(
-                    event_payload(row.attempt["connection_id"], result.provider_message_id, event),
-                    now + timedelta(seconds=event.delay),
-                    row.organization_id,
-                )
-            )
-        if row.report_url:
-            reports.append(
-                webhooks.NewEvent(
-                    row.organization_id,
-                    row.report_url,
-                    "message.status",
-                    report_body(
+        updates.append(
+            {
+                "mid": row.message_id,
+                "status": status,
+                "channel": row.attempt["channel"],
+                "now": now,
+                "final": now if folded else None,
+            }
+        )
+        reporter = REPORTERS.get(row.method)
+        for reported_status in ("sent", *folded):
+            if reporter is not None:
+                made = reporter(
+                    session,
+                    StatusReport(
                         row.message_id,
-                        row.custom_id,
-                        "sent",
-                        row.attempt["channel"],
-                        int(row.attempt["price"]),
-                        int(row.attempt["parts"]),
+                        row.organization_id,
+                        int(row.attempt["step"]),
+                        str(row.attempt["channel"]),
+                        int(row.attempt["connection_id"]),
+                        reported_status,
                     ),
-                    ordering_key=row.message_id,
+                )
+                if made is not None:
+                    reports.append(made)
+            if row.report_url:
+                reports.append(
+                    webhooks.NewEvent(
+                        row.organization_id,
+                        row.report_url,
+                        "message.status",
+                        report_body(
+                            row.message_id,
+                            row.custom_id,
+                            reported_status,
+                            row.attempt["channel"],
+                            int(row.attempt["price"]),
+                            int(row.attempt["parts"]),
+                        ),
+                        ordering_key=row.message_id,
+                    )
+                )
+        for event in later:
+            events.append(
+                inbox.row(
+                    row.organization_id,
+                    row.attempt["connection_id"],
+                    result.provider_message_id,
+                    event,
+                    now + timedelta(seconds=event.delay),
                 )
             )
     bulk.insert_attempts(session, attempts)
     bulk.mark_sent(session, updates)
-    enqueue_many(session, EVENT, events, priority=IN_FLIGHT, max_attempts=EARLY_EVENT_TRIES + 2)
+    inbox.add(session, events)
     webhooks.emit_many(session, reports)
 
 
@@ -211,6 +254,7 @@ class SentRow:
     ttl: int
     attempt: dict[str, Any]  # the attempt's columns before sending
     result: SendResult
+    method: str = ""  # the message's (its reporter, if any: REPORTERS)
 
 
 def event_payload(

@@ -113,13 +113,24 @@ def _forward(
     if pipeline.rank(status) <= pipeline.rank(state.attempt_status):
         return
     state.attempt_status = status
-    attempts[state.attempt_id] = {"aid": state.attempt_id, "status": status, "now": now}
+    new_rank = pipeline.rank(status)
+    attempts[state.attempt_id] = {
+        "aid": state.attempt_id,
+        "status": status,
+        "now": now,
+        "rank": new_rank,
+    }
     if state.message_step != state.attempt_step:
         return
     if pipeline.rank(status) <= pipeline.rank(state.message_status):
         return
     state.message_status, state.final = status, True
-    messages[state.message_id] = {"mid": state.message_id, "status": status, "now": now}
+    messages[state.message_id] = {
+        "mid": state.message_id,
+        "status": status,
+        "now": now,
+        "rank": new_rank,
+    }
     reporter = pipeline.REPORTERS.get(state.method)
     if reporter is not None:
         report = pipeline.StatusReport(

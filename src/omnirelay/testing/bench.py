@@ -133,6 +133,10 @@ class Omnirelay:
         """CPU seconds of every omnirelay process so far."""
         return sum(proc_stats(p.pid)[1] for p in self.procs.values())
 
+    def cpus(self) -> dict[str, float]:
+        """CPU seconds of each omnirelay process so far."""
+        return {name: proc_stats(p.pid)[1] for name, p in self.procs.items()}
+
     def peaks(self) -> dict[str, float]:
         """Peak RSS in MB of each process."""
         return {name: proc_stats(p.pid)[0] for name, p in self.procs.items()}
