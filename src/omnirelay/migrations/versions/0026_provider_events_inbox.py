@@ -2,7 +2,7 @@
 applied, drained in batches (ADR 40) instead of a job per event
 
 Revision ID: 0026
-Revises: 0025
+Revises: 0030
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from omnirelay.db import UTCDateTime
 
 revision = "0026"
-down_revision = "0025"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 
