@@ -7,7 +7,6 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +186,7 @@ def test_a_failing_transaction_answers_every_item_with_an_error(
     def broken(*_: Any) -> Any:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(service, "accept_bulk", broken)
+    monkeypatch.setattr(service, "prepare", broken)
     futures = [batcher.submit(org.id, draft()) for _ in range(5)]
     errors = [failure(f) for f in futures]
     assert {(x.number, x.status) for x in errors} == {(1001, 500)}
@@ -249,14 +248,14 @@ def test_a_waiter_that_gives_up_is_answered_and_its_item_dropped(
     batcher, org, draft, db, monkeypatch
 ):
     entered, release = threading.Event(), threading.Event()
-    real = service.accept_bulk
+    real = service.write
 
-    def slow(session: Any, items: Any, now: datetime) -> Any:
+    def slow(session: Any, batches: Any, out: Any) -> Any:
         entered.set()
         release.wait(15)
-        return real(session, items, now)
+        return real(session, batches, out)
 
-    monkeypatch.setattr(service, "accept_bulk", slow)
+    monkeypatch.setattr(service, "write", slow)
     first = batcher.submit(org.id, draft(text="first"))
     assert entered.wait(15)  # the writer is held in the transaction of the first alone
     batcher.timeout = 0.2
