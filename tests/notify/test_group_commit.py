@@ -18,8 +18,8 @@ from sqlalchemy.exc import DataError
 from omnirelay.app import create_app
 from omnirelay.config import Settings
 from omnirelay.db import Database, utcnow
+from omnirelay.messaging import accept_insert, service
 from omnirelay.messaging import repository as messaging_repo
-from omnirelay.messaging import service
 from omnirelay.messaging.batcher import AcceptBatcher
 from omnirelay.messaging.errors import SendError
 from omnirelay.messaging.models import Message
@@ -226,14 +226,14 @@ def test_a_custom_id_taken_behind_the_check_gets_1018_and_nothing_else(
 def test_a_value_the_database_refuses_fails_its_item_alone(batcher, org, draft, db, monkeypatch):
     """The database refuses one row of a batch (a data error: a value too long, a byte it
     cannot store): the batch is redone item by item and only that item fails."""
-    insert = messaging_repo.insert_many
+    insert = accept_insert.insert_prepared
 
-    def refusing(session: Any, rows: Any) -> None:
+    def refusing(session: Any, rows: Any, params: Any) -> None:
         if any(step.get("text") == "refused" for row in rows for step in row["route"]):
             raise DataError("INSERT INTO messages ...", {}, ValueError("value refused"))
-        insert(session, rows)
+        insert(session, rows, params)
 
-    monkeypatch.setattr(messaging_repo, "insert_many", refusing)
+    monkeypatch.setattr(accept_insert, "insert_prepared", refusing)
     items = [(org.id, draft(text="one")), (org.id, draft(text="refused")), (org.id, draft())]
     outcomes = batcher.commit(items)
     assert outcomes[1].error is not None and outcomes[1].error.number == 1001

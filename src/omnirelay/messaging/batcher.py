@@ -7,8 +7,9 @@ queue is short it first waits at most ``wait`` seconds for more), prepares it wi
 and the INSERT rows, once per organization; on SQLite without the write lock), then
 writes it with :func:`service.write` in ONE short transaction: the balance locked and
 debited once per organization, every message in one INSERT, one commit (one fsync) for
-the lot (ADR 41). What arrives while it waits for the lock is the next batch. Each future is resolved only after the commit: an id means the
-message and its job are durable.
+the lot (ADR 41). What arrives while it waits for the lock is the next batch. Each
+future is resolved only after the commit: an id means the message and its job are
+durable.
 
 Each item's errors stay its own (1015, 1018, ...). When the batch's INSERT hits a
 custom_id that another process committed meanwhile, the batch is rolled back and redone

@@ -24,6 +24,7 @@ from omnirelay.billing import service as billing
 from omnirelay.blocklist import service as blocklist
 from omnirelay.channels.base import get_adapter
 from omnirelay.errors import InvalidInput, NotFound
+from omnirelay.messaging import accept_insert
 from omnirelay.messaging import errors as e
 from omnirelay.messaging import repository as repo
 from omnirelay.messaging.models import Message, MessageAttempt, NotifySettings
@@ -329,7 +330,8 @@ class OrgBatch:
     row ready: what :func:`write` still has to decide under the lock (funds, custom_ids)."""
 
     organization_id: str
-    rows: list[tuple[int, Resolved, dict[str, Any]]]
+    # (item index, resolved draft, INSERT row, the row's driver values)
+    rows: list[tuple[int, Resolved, dict[str, Any], accept_insert.Params]]
 
 
 def prepare(
@@ -362,11 +364,12 @@ def write(session: Session, batches: Sequence[OrgBatch], out: list[Outcome]) -> 
     organization the balance locked, custom_ids checked, one debit; then one INSERT for
     every message and one wake-up of the dispatch drain."""
     rows: list[dict[str, Any]] = []
+    params: list[accept_insert.Params] = []
     for batch in batches:
-        rows += _write_org(session, batch, out)
+        _write_org(session, batch, out, rows, params)
     if rows:
         # The message is its own dispatch job: its due_at (ADR 18). One wake-up for the lot.
-        repo.insert_many(session, rows)
+        accept_insert.insert_prepared(session, rows, params)
         wakeup.notify(session, DISPATCH_CHANNEL)
 
 
@@ -378,6 +381,7 @@ def _prepare_org(
     out: list[Outcome],
 ) -> OrgBatch:
     batch = OrgBatch(view.organization_id, [])
+    dialect = session.get_bind().dialect
     # The block list (1019): one query for every number of the batch, not one per message.
     blocked = blocklist.blocked_phones(
         session, view.organization_id, {s.phone for _, d in drafts for s in d.steps}
@@ -391,11 +395,21 @@ def _prepare_org(
         except e.SendError as exc:
             out[i].error = exc
             continue
-        batch.rows.append((i, resolved, _row(view, resolved, now)))
+        row = _row(view, resolved, now)
+        # The driver's values now, not under the write lock (messaging/accept_insert.py).
+        batch.rows.append(
+            (i, resolved, row, accept_insert.prepared(dialect, list(row)).params(row))
+        )
     return batch
 
 
-def _write_org(session: Session, batch: OrgBatch, out: list[Outcome]) -> list[dict[str, Any]]:
+def _write_org(
+    session: Session,
+    batch: OrgBatch,
+    out: list[Outcome],
+    rows: list[dict[str, Any]],
+    params: list[accept_insert.Params],
+) -> None:
     organization_id = batch.organization_id
     now = batch.rows[0][2]["created_at"]
     # Lock first, then look for taken custom_ids: a concurrent accept of this
@@ -404,11 +418,10 @@ def _write_org(session: Session, batch: OrgBatch, out: list[Outcome]) -> list[di
     available = repo.lock_balance_amount(session, organization_id)
     if available is None:
         available = billing.open_account(session, organization_id).amount
-    wanted = [r.draft.custom_id for _, r, _ in batch.rows if r.draft.custom_id]
+    wanted = [r.draft.custom_id for _, r, _, _ in batch.rows if r.draft.custom_id]
     taken = repo.existing_custom_ids(session, organization_id, wanted)
     spent = 0
-    rows: list[dict[str, Any]] = []
-    for i, r, row in batch.rows:
+    for i, r, row, values in batch.rows:
         custom_id = r.draft.custom_id
         if custom_id is not None and custom_id in taken:
             out[i].error = e.duplicate_custom_id()
@@ -419,10 +432,10 @@ def _write_org(session: Session, batch: OrgBatch, out: list[Outcome]) -> list[di
                 taken.add(custom_id)
             spent += r.price
             rows.append(row)
+            params.append(values)
             out[i].id = row["id"]
     if spent and not repo.debit(session, organization_id, spent, now):
         raise e.no_funds()  # only if the lock did not hold; the caller retries one by one
-    return rows
 
 
 def accept(session: Session, organization_id: str, draft: Draft, now: datetime) -> str:
