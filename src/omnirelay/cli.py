@@ -73,15 +73,17 @@ def serve(host: str | None, port: int | None, no_workers: bool, processes: int) 
 def _run_http(
     uvicorn: Any, app: Any, settings: Settings, host: str | None, port: int | None
 ) -> None:
+    from omnirelay.httpserver import CanonicalHttpTools
+
     config = uvicorn.Config(
         app,
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
-        # h11 writes header names as the app gives them (canonical: surfaces/headers.py);
-        # httptools lower-cases them but costs ~40 % less CPU per request. The middleware
-        # sends Date itself (ADR 24; OMNIRELAY_HTTP_PARSER chooses).
-        http=settings.http_parser,
+        # Both keep header names canonical on the wire (surfaces/headers.py, ADR 24);
+        # httptools, through omnirelay.httpserver, costs less CPU per request and writes
+        # an answer in one system call (ADR 41). The middleware sends Date itself.
+        http=CanonicalHttpTools if settings.http_parser == "httptools" else "h11",
         server_header=False,
         date_header=False,
     )

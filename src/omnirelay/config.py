@@ -26,10 +26,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    # uvicorn's HTTP/1.1 parser: "h11" sends header names capitalised as HTTP documents
-    # them (clients that look them up case-sensitively need it); "httptools" is faster and
-    # sends them lower-case (ADR 24, docs/performance.md).
-    http_parser: Literal["h11", "httptools"] = "h11"
+    # uvicorn's HTTP/1.1 parser; both send header names canonical (ADR 24): "httptools"
+    # through omnirelay.httpserver, cheaper per request (ADR 41); "h11" pure Python.
+    http_parser: Literal["h11", "httptools"] = "httptools"
 
     # Workers (the job queue).
     worker_concurrency: int = 4

@@ -7,7 +7,6 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from sqlalchemy.exc import DataError
 from omnirelay.app import create_app
 from omnirelay.config import Settings
 from omnirelay.db import Database, utcnow
+from omnirelay.messaging import accept_insert, service
 from omnirelay.messaging import repository as messaging_repo
-from omnirelay.messaging import service
 from omnirelay.messaging.batcher import AcceptBatcher
 from omnirelay.messaging.errors import SendError
 from omnirelay.messaging.models import Message
@@ -187,7 +186,7 @@ def test_a_failing_transaction_answers_every_item_with_an_error(
     def broken(*_: Any) -> Any:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(service, "accept_bulk", broken)
+    monkeypatch.setattr(service, "prepare", broken)
     futures = [batcher.submit(org.id, draft()) for _ in range(5)]
     errors = [failure(f) for f in futures]
     assert {(x.number, x.status) for x in errors} == {(1001, 500)}
@@ -227,14 +226,14 @@ def test_a_custom_id_taken_behind_the_check_gets_1018_and_nothing_else(
 def test_a_value_the_database_refuses_fails_its_item_alone(batcher, org, draft, db, monkeypatch):
     """The database refuses one row of a batch (a data error: a value too long, a byte it
     cannot store): the batch is redone item by item and only that item fails."""
-    insert = messaging_repo.insert_many
+    insert = accept_insert.insert_prepared
 
-    def refusing(session: Any, rows: Any) -> None:
+    def refusing(session: Any, rows: Any, params: Any) -> None:
         if any(step.get("text") == "refused" for row in rows for step in row["route"]):
             raise DataError("INSERT INTO messages ...", {}, ValueError("value refused"))
-        insert(session, rows)
+        insert(session, rows, params)
 
-    monkeypatch.setattr(messaging_repo, "insert_many", refusing)
+    monkeypatch.setattr(accept_insert, "insert_prepared", refusing)
     items = [(org.id, draft(text="one")), (org.id, draft(text="refused")), (org.id, draft())]
     outcomes = batcher.commit(items)
     assert outcomes[1].error is not None and outcomes[1].error.number == 1001
@@ -249,14 +248,14 @@ def test_a_waiter_that_gives_up_is_answered_and_its_item_dropped(
     batcher, org, draft, db, monkeypatch
 ):
     entered, release = threading.Event(), threading.Event()
-    real = service.accept_bulk
+    real = service.write
 
-    def slow(session: Any, items: Any, now: datetime) -> Any:
+    def slow(session: Any, batches: Any, out: Any) -> Any:
         entered.set()
         release.wait(15)
-        return real(session, items, now)
+        return real(session, batches, out)
 
-    monkeypatch.setattr(service, "accept_bulk", slow)
+    monkeypatch.setattr(service, "write", slow)
     first = batcher.submit(org.id, draft(text="first"))
     assert entered.wait(15)  # the writer is held in the transaction of the first alone
     batcher.timeout = 0.2

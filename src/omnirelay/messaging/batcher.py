@@ -1,13 +1,15 @@
 """Group commit of the accept path: concurrent send requests share one transaction.
 
 A request hands its validated draft to the process's :class:`AcceptBatcher` and waits on
-a future. One writer thread begins a transaction (on SQLite: waits for the write lock),
-then takes whatever is queued by then (up to ``max_batch`` drafts; when the queue is
-short it first waits at most ``wait`` seconds for more) and accepts it all with
-:func:`service.accept_bulk` in that ONE transaction: connections, prices and the balance are
-read once per organization, messages and jobs written with one INSERT each, one commit
-(one fsync) for the lot. Each future is resolved only after the commit: an id means the
-message and its job are durable.
+a future. One writer thread takes whatever is queued (up to ``max_batch`` drafts; when the
+queue is short it first waits at most ``wait`` seconds for more), prepares it with
+:func:`service.prepare` on a read session (connections, prices, senders, the block list
+and the INSERT rows, once per organization; on SQLite without the write lock), then
+writes it with :func:`service.write` in ONE short transaction: the balance locked and
+debited once per organization, every message in one INSERT, one commit (one fsync) for
+the lot (ADR 41). What arrives while it waits for the lock is the next batch. Each
+future is resolved only after the commit: an id means the message and its job are
+durable.
 
 Each item's errors stay its own (1015, 1018, ...). When the batch's INSERT hits a
 custom_id that another process committed meanwhile, the batch is rolled back and redone
@@ -198,27 +200,36 @@ class AcceptBatcher:
                 self._answer(taken, [Outcome(error=failed()) for _ in taken])
 
     def _cycle(self, taken: list[_Pending]) -> None:
-        """One transaction: begin, take what is queued, accept it, commit, answer."""
-        items: list[Item] = []
-
-        def first(session: Session) -> list[Outcome]:
-            # Begin before taking: on SQLite, BEGIN IMMEDIATE waits here for the write
-            # lock (the workers take it often), and whatever arrives meanwhile joins this
-            # transaction instead of waiting for the lock once more.
-            session.connection()
-            taken.extend(self._take())
-            items.extend((p.organization_id, p.draft) for p in taken)
-            return service.accept_bulk(session, items, utcnow())
-
-        try:
-            outcomes = self.commit(items, first=first)
-        except Exception:
-            if not taken:  # the transaction failed before taking: answer what waits
-                taken.extend(self._take())
-            log.exception("accept batcher: a batch of %d failed", len(taken))
-            outcomes = [Outcome(error=failed()) for _ in taken]
+        """Take what is queued, prepare it with no lock, then one short write
+        transaction: lock, debit, insert, commit; answer."""
+        taken.extend(self._take())
         if not taken:
             return
+        items: list[Item] = [(p.organization_id, p.draft) for p in taken]
+        try:
+            now = utcnow()
+            first: Work
+            if self.db.is_sqlite:
+                # The reads of accepting (connections, prices, block list, the rows
+                # themselves) on a read session: it does not wait for SQLite's one write
+                # lock, which is then held only for the writes (ADR 41).
+                with self.db.read() as session:
+                    out, batches = service.prepare(session, items, now, persist=False)
+
+                def first(session: Session) -> list[Outcome]:
+                    service.write(session, batches, out)
+                    return out
+
+            else:
+                # PostgreSQL locks only the balance rows: one transaction for both
+                # halves costs fewer round trips than a read transaction before it.
+                def first(session: Session) -> list[Outcome]:
+                    return service.accept_bulk(session, items, now)
+
+            outcomes = self.commit(items, first=first)
+        except Exception:
+            log.exception("accept batcher: a batch of %d failed", len(taken))
+            outcomes = [Outcome(error=failed()) for _ in taken]
         self.batches += 1
         self.items += len(taken)
         self._answer(taken, outcomes)
@@ -246,7 +257,7 @@ class AcceptBatcher:
     def commit(self, items: Sequence[Item], first: Work | None = None) -> list[Outcome]:
         """Accept ``items`` in one transaction, item by item if the batch conflicts.
         Returns only after the commit; raises if the transaction cannot be made.
-        ``first``, if given, is the first try's work and fills ``items`` itself."""
+        ``first``, if given, is the first try's work (``items`` prepared already)."""
         try:
             return self._transaction(first or (lambda s: service.accept_bulk(s, items, utcnow())))
         except (IntegrityError, DataError, e.SendError) as exc:

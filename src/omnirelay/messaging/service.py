@@ -24,6 +24,7 @@ from omnirelay.billing import service as billing
 from omnirelay.blocklist import service as blocklist
 from omnirelay.channels.base import get_adapter
 from omnirelay.errors import InvalidInput, NotFound
+from omnirelay.messaging import accept_insert
 from omnirelay.messaging import errors as e
 from omnirelay.messaging import repository as repo
 from omnirelay.messaging.models import Message, MessageAttempt, NotifySettings
@@ -145,9 +146,10 @@ class OrgView:
     messages it accepts: connections and prices; settings and approved templates only
     when a draft needs them."""
 
-    def __init__(self, session: Session, organization_id: str) -> None:
+    def __init__(self, session: Session, organization_id: str, *, persist: bool = True) -> None:
         self.session = session
         self.organization_id = organization_id
+        self.persist = persist  # False: a read session (settings missing are not created)
         self.conns = Connections(session, organization_id)
         self.prices = billing.default_prices() | repo.own_prices(session, organization_id)
         self._settings: NotifySettings | None = None
@@ -179,7 +181,17 @@ class OrgView:
     @property
     def settings(self) -> NotifySettings:
         if self._settings is None:
-            self._settings = settings(self.session, self.organization_id)
+            if self.persist:
+                self._settings = settings(self.session, self.organization_id)
+            else:  # the defaults that settings() would write
+                self._settings = repo.get_settings(
+                    self.session, self.organization_id
+                ) or NotifySettings(
+                    organization_id=self.organization_id,
+                    daylight_start="09:00",
+                    daylight_end="20:00",
+                    default_route=[],
+                )
         return self._settings
 
     def matches_template(self, channel: str, text: str) -> bool:
@@ -307,6 +319,29 @@ def accept_bulk(session: Session, items: Sequence[Item], now: datetime) -> list[
     custom_ids are checked; a writer that does not take the lock may still insert a
     custom_id between check and INSERT: IntegrityError, and the caller decides (roll
     back; retry items one by one)."""
+    out, batches = prepare(session, items, now)
+    write(session, batches, out)
+    return out
+
+
+@dataclass
+class OrgBatch:
+    """One organization's drafts of a batch, resolved and priced, each with its INSERT
+    row ready: what :func:`write` still has to decide under the lock (funds, custom_ids)."""
+
+    organization_id: str
+    # (item index, resolved draft, INSERT row, the row's driver values)
+    rows: list[tuple[int, Resolved, dict[str, Any], accept_insert.Params]]
+
+
+def prepare(
+    session: Session, items: Sequence[Item], now: datetime, *, persist: bool = True
+) -> tuple[list[Outcome], list[OrgBatch]]:
+    """Everything of accepting that reads only: connections, prices, senders, templates,
+    the block list, the messenger ids, the rows. With ``persist=False`` ``session`` may be
+    a read session (``Database.read()``: on SQLite it does not take the write lock), so
+    that the group commit holds the lock only for :func:`write` (ADR 41). The outcomes
+    carry the refusals found so far; ids come with :func:`write`."""
     out = [Outcome() for _ in items]
     by_org: dict[str, list[tuple[int, Draft]]] = defaultdict(list)
     for i, (organization_id, draft) in enumerate(items):
@@ -314,26 +349,39 @@ def accept_bulk(session: Session, items: Sequence[Item], now: datetime) -> list[
             out[i].error = draft
         else:
             by_org[organization_id].append((i, draft))
-    rows: list[dict[str, Any]] = []
+    batches: list[OrgBatch] = []
     # Balance rows are locked in one order in every transaction: no deadlock between two.
     for organization_id in sorted(by_org):
-        view = OrgView(session, organization_id)
-        rows += _accept_org(session, view, by_org[organization_id], now, out)
+        view = OrgView(session, organization_id, persist=persist)
+        batch = _prepare_org(session, view, by_org[organization_id], now, out)
+        if batch.rows:
+            batches.append(batch)
+    return out, batches
+
+
+def write(session: Session, batches: Sequence[OrgBatch], out: list[Outcome]) -> None:
+    """The writes of prepared batches, in the caller's (write) transaction: per
+    organization the balance locked, custom_ids checked, one debit; then one INSERT for
+    every message and one wake-up of the dispatch drain."""
+    rows: list[dict[str, Any]] = []
+    params: list[accept_insert.Params] = []
+    for batch in batches:
+        _write_org(session, batch, out, rows, params)
     if rows:
         # The message is its own dispatch job: its due_at (ADR 18). One wake-up for the lot.
-        repo.insert_many(session, rows)
+        accept_insert.insert_prepared(session, rows, params)
         wakeup.notify(session, DISPATCH_CHANNEL)
-    return out
 
 
-def _accept_org(
+def _prepare_org(
     session: Session,
     view: OrgView,
     drafts: list[tuple[int, Draft]],
     now: datetime,
     out: list[Outcome],
-) -> list[dict[str, Any]]:
-    resolved: list[tuple[int, Resolved]] = []
+) -> OrgBatch:
+    batch = OrgBatch(view.organization_id, [])
+    dialect = session.get_bind().dialect
     # The block list (1019): one query for every number of the batch, not one per message.
     blocked = blocklist.blocked_phones(
         session, view.organization_id, {s.phone for _, d in drafts for s in d.steps}
@@ -343,23 +391,37 @@ def _accept_org(
             out[i].error = e.blocked_phone()
             continue
         try:
-            resolved.append((i, resolve(view, draft)))
+            resolved = resolve(view, draft)
         except e.SendError as exc:
             out[i].error = exc
-    if not resolved:
-        return []
-    organization_id = view.organization_id
+            continue
+        row = _row(view, resolved, now)
+        # The driver's values now, not under the write lock (messaging/accept_insert.py).
+        batch.rows.append(
+            (i, resolved, row, accept_insert.prepared(dialect, list(row)).params(row))
+        )
+    return batch
+
+
+def _write_org(
+    session: Session,
+    batch: OrgBatch,
+    out: list[Outcome],
+    rows: list[dict[str, Any]],
+    params: list[accept_insert.Params],
+) -> None:
+    organization_id = batch.organization_id
+    now = batch.rows[0][2]["created_at"]
     # Lock first, then look for taken custom_ids: a concurrent accept of this
     # organization holds the same lock until it commits, so its custom_ids are seen
     # (PostgreSQL's READ COMMITTED reads what committed before each statement).
     available = repo.lock_balance_amount(session, organization_id)
     if available is None:
         available = billing.open_account(session, organization_id).amount
-    wanted = [r.draft.custom_id for _, r in resolved if r.draft.custom_id]
+    wanted = [r.draft.custom_id for _, r, _, _ in batch.rows if r.draft.custom_id]
     taken = repo.existing_custom_ids(session, organization_id, wanted)
     spent = 0
-    rows: list[dict[str, Any]] = []
-    for i, r in resolved:
+    for i, r, row, values in batch.rows:
         custom_id = r.draft.custom_id
         if custom_id is not None and custom_id in taken:
             out[i].error = e.duplicate_custom_id()
@@ -369,11 +431,11 @@ def _accept_org(
             if custom_id is not None:
                 taken.add(custom_id)
             spent += r.price
-            rows.append(_row(view, r, now))
-            out[i].id = rows[-1]["id"]
+            rows.append(row)
+            params.append(values)
+            out[i].id = row["id"]
     if spent and not repo.debit(session, organization_id, spent, now):
         raise e.no_funds()  # only if the lock did not hold; the caller retries one by one
-    return rows
 
 
 def accept(session: Session, organization_id: str, draft: Draft, now: datetime) -> str:

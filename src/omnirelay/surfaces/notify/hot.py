@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from omnirelay.blocklist.service import ip_blocked
 from omnirelay.context import AppContext
 from omnirelay.db import utcnow
-from omnirelay.errors import DomainError, Unauthorized
+from omnirelay.errors import DomainError, RateLimited, Unauthorized
 from omnirelay.messaging import errors as e
 from omnirelay.messaging import validation
 from omnirelay.messaging.validation import Draft, Rules
@@ -35,7 +35,7 @@ from omnirelay.ratelimit.limiter import headers as limit_headers
 from omnirelay.surfaces.guards import JSON_NUL
 from omnirelay.surfaces.limits import json_problem
 from omnirelay.surfaces.notify.errors import error_body, render
-from omnirelay.surfaces.ratelimits import enforce, refused_anonymous
+from omnirelay.surfaces.ratelimits import refused_anonymous
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +141,16 @@ class HotSends:
                 raise too_large(limit)
             if b"%00" in scope.get("query_string", b""):
                 raise nul_refused("in the query")
-            request = Request(scope)
             try:
                 organization_id = self.ctx.tokens.organization(authorization)
             except Unauthorized as exc:
-                raise refused_anonymous(request, self.ctx, exc) from None
-            enforce(request, self.ctx, organization_id)  # the organization's rate limit
+                raise refused_anonymous(Request(scope), self.ctx, exc) from None
+            # The organization's rate limit, as surfaces/ratelimits.enforce (its decision
+            # where Request.state keeps it) without a Request object per send.
+            decision = self.ctx.limiter.check(organization_id)
+            scope.setdefault("state", {})["ratelimit"] = decision
+            if not decision.allowed:
+                raise RateLimited(decision.reset_seconds)
             client = scope.get("client")
             if ip_blocked(self.ctx.db, organization_id, client[0] if client else None):
                 raise e.blocked_ip()  # seed 001 code 1013 (the organization's IP block list)
