@@ -84,7 +84,10 @@ class DeliveryStep:
         for org_id in orgs - settings.keys():
             settings[org_id] = service.settings(session, org_id)
         per_org = {
-            org_id: (schedule(st.retry_schedule), signing.keys(service.signing_secrets(st, now)))
+            org_id: (
+                schedule(st.retry_schedule),
+                signing.macs(signing.keys(service.signing_secrets(st, now))),
+            )
             for org_id, st in settings.items()
         }
         jobs = []
