@@ -29,6 +29,10 @@ from omnirelay.net.ssrf import IPNetwork, precheck, resolve_async
 
 MAX_RESPONSE_BYTES = 64 * 1024
 IDLE_SECONDS = 15.0  # an idle connection older than this is closed, not reused
+# Deadlines are checked this often while requests are in flight (one timer for all, not
+# one per request: a timer each was ~5 % of the deliverer's CPU): a request times out
+# between its timeout and this much later.
+TICK = 0.25
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 
 
@@ -69,6 +73,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[tuple[int, str | None]] | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.deadline = 0.0  # loop time the answer must have come by
         self._got_bytes = False
         self._headers_done = False
         self._retry_after: str | None = None
@@ -95,6 +100,11 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+    def expire(self) -> None:
+        """The request's time is up: no answer, and the connection cannot be reused."""
+        self._fail(TimeoutError())
+        self.close()
 
     # --- asyncio.Protocol -------------------------------------------------------------
 
@@ -154,40 +164,71 @@ class _Connection(asyncio.Protocol):
 
 
 class Pool:
-    """Keep-alive connections per origin, opened through the SSRF guard. At most
-    ``limit`` connections open at once (a request waits for one to free)."""
+    """Keep-alive connections per origin, opened through the SSRF guard; one per request
+    in flight (the caller bounds how many are)."""
 
-    def __init__(self, allowed: Sequence[IPNetwork] = (), *, limit: int = 256) -> None:
+    def __init__(self, allowed: Sequence[IPNetwork] = ()) -> None:
         self.allowed = tuple(allowed)
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
-        self._slots = asyncio.Semaphore(limit)
         self._open: set[_Connection] = set()
+        self._busy: set[_Connection] = set()  # a request in flight
+        self._ticking = False
         self._ssl: ssl.SSLContext | None = None
         self._swept = time.monotonic()
 
-    async def post(self, dest: Destination, headers: bytes, body: bytes) -> tuple[int, str | None]:
+    async def post(
+        self, dest: Destination, headers: bytes, body: bytes, timeout: float
+    ) -> tuple[int, str | None]:
         """POST ``body`` with ``headers`` (complete ``Name: value\\r\\n`` lines, our own
         values) to ``dest``: (status, Retry-After). Transport failures raise OSError
-        (``ProtocolError`` is one); the caller bounds the time (``asyncio.timeout``)."""
+        (``ProtocolError`` is one), ``TimeoutError`` past ``timeout`` seconds."""
         data = b"".join((dest.head, headers, b"Content-Length: %d\r\n\r\n" % len(body), body))
-        async with self._slots:
-            conn = self._reuse(dest.origin)
-            if conn is not None:
-                try:
-                    return self._done(dest, conn, await conn.send(data))
-                except BaseException as exc:
-                    conn.close()
-                    self._open.discard(conn)
-                    if not (isinstance(exc, ProtocolError) and conn.answered_nothing):
-                        raise
-                    # The peer closed the idle connection as we sent: once more, anew.
-            conn = await self._connect(dest)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        conn = self._reuse(dest.origin)
+        if conn is not None:
             try:
-                return self._done(dest, conn, await conn.send(data))
-            except BaseException:
-                conn.close()
-                self._open.discard(conn)
-                raise
+                return self._done(dest, conn, await self._send(loop, conn, data, deadline))
+            except BaseException as exc:
+                self._drop(conn)
+                if not (isinstance(exc, ProtocolError) and conn.answered_nothing):
+                    raise
+                # The peer closed the idle connection as we sent: once more, anew.
+        conn = await asyncio.wait_for(self._connect(dest), max(0.0, deadline - loop.time()))
+        try:
+            return self._done(dest, conn, await self._send(loop, conn, data, deadline))
+        except BaseException:
+            self._drop(conn)
+            raise
+
+    async def _send(
+        self, loop: asyncio.AbstractEventLoop, conn: _Connection, data: bytes, deadline: float
+    ) -> tuple[int, str | None]:
+        conn.deadline = deadline
+        self._busy.add(conn)
+        if not self._ticking:
+            self._ticking = True
+            loop.call_later(TICK, self._tick, loop)
+        try:
+            return await conn.send(data)
+        finally:
+            self._busy.discard(conn)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Expire the requests past their deadline; tick again while any are in flight
+        (an idle pool has no timer)."""
+        now = loop.time()
+        for conn in [c for c in self._busy if c.deadline <= now]:
+            self._busy.discard(conn)
+            conn.expire()
+        if self._busy:
+            loop.call_later(TICK, self._tick, loop)
+        else:
+            self._ticking = False
+
+    def _drop(self, conn: _Connection) -> None:
+        conn.close()
+        self._open.discard(conn)
 
     def _done(
         self, dest: Destination, conn: _Connection, answer: tuple[int, str | None]

@@ -30,7 +30,7 @@ from omnirelay.webhooks.sender import Job, Sender
 # How long io waits for half of a batch's answers before recording what it has: a big
 # batch (a backlog) waits longer, to record many per transaction; a small one (events
 # trickling in) hardly at all, since a new event waits for this cycle before its claim.
-IO_WAIT = 0.05
+IO_WAIT = 0.1
 IO_WAIT_SMALL = 0.005
 SMALL_BATCH = 128
 
