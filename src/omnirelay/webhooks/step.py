@@ -3,13 +3,15 @@
 - **claim**: one transaction leases a batch of due events (fair shares per organization,
   a bounded number per URL, ``SKIP LOCKED`` on PostgreSQL) and reads their signing
   secrets; each becomes a :class:`~omnirelay.webhooks.sender.Job`.
-- **io**, no transaction open: the batch goes to the :class:`Sender`'s asyncio loop; the
+- **io**, no transaction open: the batch goes to the :class:`Sender`'s asyncio loop
+  (keep-alive connections per host, net/http1.py, ADR 42); the
   step waits until half of it has an outcome (or a moment has passed) and hands over
   every outcome finished by then, this batch's or an earlier one's. A slow receiver's
   deliveries are recorded with a later batch and never hold up the others.
-- **record**, one transaction: every attempt in one executemany INSERT, every event's new
-  state in one executemany UPDATE guarded by its claim, endpoints a 410 disabled, the
-  leases of what is still held renewed when past half.
+- **record**, one transaction: the delivered events in one UPDATE per claim and status
+  code, the others' new states in one executemany UPDATE, both guarded by the claim;
+  every attempt in one INSERT ... SELECT; endpoints a 410 disabled; the leases of what
+  is still held renewed when past half.
 """
 
 from __future__ import annotations
