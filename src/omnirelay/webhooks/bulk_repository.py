@@ -284,14 +284,14 @@ def record(session: Session, results: Sequence[AttemptResult], now: datetime) ->
             },
         )
     if others:
-        _record_others(session, others, now)
+        _record_others(session, others)
     _insert_attempts(session, results)
     disabled = {r.endpoint_id: r.status_code for r in results if r.outcome == "disabled"}
     if disabled:
         disable_endpoints(session, disabled, now)
 
 
-def _record_others(session: Session, results: Sequence[AttemptResult], now: datetime) -> None:
+def _record_others(session: Session, results: Sequence[AttemptResult]) -> None:
     e = EVENTS
     session.execute(
         update(e)
@@ -301,7 +301,7 @@ def _record_others(session: Session, results: Sequence[AttemptResult], now: date
             schedule_step=e.c.schedule_step + bindparam("b_step"),
             status=bindparam("b_status"),
             next_attempt_at=func.coalesce(bindparam("b_next"), e.c.next_attempt_at),
-            delivered_at=bindparam("b_delivered"),
+            delivered_at=None,  # a replayed event's earlier delivery no longer holds
             last_status_code=bindparam("b_code"),
             last_error=bindparam("b_error"),
             claimed_by=None,
@@ -314,7 +314,6 @@ def _record_others(session: Session, results: Sequence[AttemptResult], now: date
                 "b_step": 1 if r.outcome == "retry" else 0,
                 "b_status": "pending" if r.outcome == "retry" else r.outcome,
                 "b_next": r.next_attempt_at,
-                "b_delivered": now if r.outcome == "delivered" else None,
                 "b_code": r.status_code,
                 "b_error": r.error,
             }
