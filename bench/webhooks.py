@@ -69,16 +69,15 @@ def _delivered(db: Database, org_id: str) -> int:
         )
 
 
-def _pending(db: Database, org_id: str) -> bool:
-    with db.read() as session:  # the partial index of pending events: no scan
+def _pending(db: Database) -> bool:
+    """Any event pending (each phase's organization is the only one with events left):
+    the partial index of pending events answers it at once. With the organization in
+    the WHERE, SQLite walked that organization's delivered events instead (~6 ms of CPU
+    a poll, counted as delivery CPU)."""
+    with db.read() as session:
         return bool(
             session.scalar(
-                select(
-                    exists().where(
-                        WebhookEvent.organization_id == org_id,
-                        WebhookEvent.status == literal_column("'pending'"),
-                    )
-                )
+                select(exists().where(WebhookEvent.status == literal_column("'pending'")))
             )
         )
 
@@ -91,7 +90,7 @@ def _wait_delivered(db: Database, org_id: str, n: int, limit: float) -> float:
     while True:
         if time.perf_counter() - t0 > limit:
             raise SystemExit(f"not all {n} events delivered within {limit:.0f} s")
-        if not _pending(db, org_id) and _delivered(db, org_id) >= n:
+        if not _pending(db) and _delivered(db, org_id) >= n:
             return time.perf_counter() - t0
         time.sleep(0.1)
 
