@@ -83,12 +83,19 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes) -> asyncio.Future[tuple[int, str | None]]:
         assert self.transport is not None
-        self.waiter = asyncio.get_running_loop().create_future()
+        waiter = self.waiter = asyncio.get_running_loop().create_future()
         self._got_bytes = self._headers_done = False
         self._retry_after = None
         self._body = 0
-        self.transport.write(data)
-        return self.waiter
+        if self.transport.is_closing():  # the peer's close is on its way to us
+            self._fail(ProtocolError("connection closed before an answer"))
+        else:  # (if not sent, the pool sends it on a new connection)
+            self.transport.write(data)
+        return waiter
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
 
     @property
     def answered_nothing(self) -> bool:
@@ -247,7 +254,7 @@ class Pool:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()  # the most recent: the least likely to have been closed
-            if not conn.closed and now - conn.idle_since < IDLE_SECONDS:
+            if conn.reusable and now - conn.idle_since < IDLE_SECONDS:
                 return conn
             conn.close()
             self._open.discard(conn)
