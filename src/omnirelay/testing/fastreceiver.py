@@ -1,5 +1,6 @@
-"""A minimal, fast HTTP/1.1 receiver (asyncio, keep-alive) run in its own process, for
-benchmarks: the stdlib server cannot take thousands of requests per second.
+"""A minimal, fast HTTP/1.1 receiver (uvloop, httptools, keep-alive) run in its own
+process, for benchmarks: the stdlib server cannot take thousands of requests per second,
+and the receiver must never be what a benchmark measures (ADR 42: ~20-30 us a request).
 
 It answers every POST with the status chosen by ``fail_first`` (the first k requests of
 each ``webhook-id`` get 500) and records arrival latency from the body's ``t`` field.
@@ -10,59 +11,89 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import time
 from collections import Counter
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
+
+import httptools
+import uvloop
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\nok"
+
+
+class _State:
+    def __init__(self, fail_first: int) -> None:
+        self.fail_first = fail_first
+        self.latencies: list[float] = []
+        self.arrivals: dict[str, list[float]] = {}
+        self.seen: Counter[str] = Counter()
+        self.ok = 0
+
+
+class _Server(asyncio.Protocol):
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.msg_id = ""
+        self.body: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            assert self.transport is not None
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        self.msg_id = ""
+        self.body = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"webhook-id":
+            self.msg_id = value.decode()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        state, now = self.state, time.time()
+        state.seen[self.msg_id] += 1
+        state.arrivals.setdefault(self.msg_id, []).append(now)
+        assert self.transport is not None
+        if state.seen[self.msg_id] <= state.fail_first:
+            self.transport.write(FAIL)
+            return
+        state.ok += 1
+        self.transport.write(OK)
+        t = json.loads(b"".join(self.body)).get("t")
+        if isinstance(t, int | float):
+            state.latencies.append(now - t)
 
 
 def _serve(conn: Connection, port_out: Any, fail_first: int) -> None:
-    latencies: list[float] = []
-    arrivals: dict[str, list[float]] = {}
-    seen: Counter[str] = Counter()
-    ok = 0
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal ok
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                headers = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    if ":" in line:
-                        k, v = line.split(":", 1)
-                        headers[k.strip().lower()] = v.strip()
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                now = time.time()
-                msg_id = headers.get("webhook-id", "")
-                seen[msg_id] += 1
-                arrivals.setdefault(msg_id, []).append(now)
-                if seen[msg_id] <= fail_first:
-                    status = b"500 Internal Server Error"
-                else:
-                    status = b"200 OK"
-                    ok += 1
-                    t = json.loads(body).get("t")
-                    if isinstance(t, int | float):
-                        latencies.append(now - t)
-                writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 2\r\n\r\nok")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    state = _State(fail_first)
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
-        port_out.value = server.sockets[0].getsockname()[1]
         loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Server(state), "127.0.0.1", 0, backlog=1024)
+        port_out.value = server.sockets[0].getsockname()[1]
         stop = asyncio.Event()
         loop.add_reader(conn.fileno(), stop.set)
         await stop.wait()
+        loop.remove_reader(conn.fileno())
+        os.set_blocking(conn.fileno(), True)  # uvloop made it non-blocking: a big send
         conn.recv()
         server.close()
-        conn.send({"ok": ok, "latencies": latencies, "arrivals": arrivals})
+        conn.send({"ok": state.ok, "latencies": state.latencies, "arrivals": state.arrivals})
 
-    asyncio.run(main())
+    uvloop.run(main())
 
 
 class FastReceiver:

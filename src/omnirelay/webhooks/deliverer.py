@@ -31,7 +31,7 @@ class Deliverer:
         deliverer_id: str | None = None,
     ) -> None:
         """``concurrency``: deliveries in flight at most (connections); ``per_url``: in
-        flight per receiver host (8 times as many wait in memory). A lease outlasts two
+        flight per receiver host (16 times as many wait in memory). A lease outlasts two
         timeouts, so no delivery outlives its claim."""
         self.db = db
         self.timeout = timeout

@@ -3,13 +3,15 @@
 - **claim**: one transaction leases a batch of due events (fair shares per organization,
   a bounded number per URL, ``SKIP LOCKED`` on PostgreSQL) and reads their signing
   secrets; each becomes a :class:`~omnirelay.webhooks.sender.Job`.
-- **io**, no transaction open: the batch goes to the :class:`Sender`'s asyncio loop; the
+- **io**, no transaction open: the batch goes to the :class:`Sender`'s asyncio loop
+  (keep-alive connections per host, net/http1.py, ADR 42); the
   step waits until half of it has an outcome (or a moment has passed) and hands over
   every outcome finished by then, this batch's or an earlier one's. A slow receiver's
   deliveries are recorded with a later batch and never hold up the others.
-- **record**, one transaction: every attempt in one executemany INSERT, every event's new
-  state in one executemany UPDATE guarded by its claim, endpoints a 410 disabled, the
-  leases of what is still held renewed when past half.
+- **record**, one transaction: the delivered events in one UPDATE per claim and status
+  code, the others' new states in one executemany UPDATE, both guarded by the claim;
+  every attempt in one INSERT ... SELECT; endpoints a 410 disabled; the leases of what
+  is still held renewed when past half.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from omnirelay.webhooks.sender import Job, Sender
 # How long io waits for half of a batch's answers before recording what it has: a big
 # batch (a backlog) waits longer, to record many per transaction; a small one (events
 # trickling in) hardly at all, since a new event waits for this cycle before its claim.
-IO_WAIT = 0.05
+IO_WAIT = 0.1
 IO_WAIT_SMALL = 0.005
 SMALL_BATCH = 128
 
@@ -84,7 +86,10 @@ class DeliveryStep:
         for org_id in orgs - settings.keys():
             settings[org_id] = service.settings(session, org_id)
         per_org = {
-            org_id: (schedule(st.retry_schedule), signing.keys(service.signing_secrets(st, now)))
+            org_id: (
+                schedule(st.retry_schedule),
+                signing.macs(signing.keys(service.signing_secrets(st, now))),
+            )
             for org_id, st in settings.items()
         }
         jobs = []
