@@ -21,11 +21,14 @@ from sqlalchemy import Engine, create_engine, pool, text
 _FINGERPRINT = text(
     """
     SELECT md5(coalesce((
-        SELECT string_agg(c.relname || ':' || c.relkind::text || ':' || coalesce(a.attname, '')
-                          || ':' || coalesce(a.atttypid::text, ''), ',' ORDER BY 1)
-        FROM pg_class c
-        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
-        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        SELECT string_agg(x, ',' ORDER BY x) FROM (
+            SELECT c.relname || ':' || c.relkind::text || ':' || coalesce(a.attname, '')
+                   || ':' || coalesce(a.atttypid::text, '') AS x
+            FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+            LEFT JOIN pg_attribute a
+                ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        ) AS relations
     ), '') || coalesce((
         SELECT string_agg(t.tgname, ',' ORDER BY t.tgname) FROM pg_trigger t
         JOIN pg_class c ON c.oid = t.tgrelid
@@ -39,7 +42,8 @@ _FINGERPRINT = text(
 )
 
 # Replica mode skips the foreign-key triggers, so the tables empty in any order.
-_EMPTY = """
+_EMPTY = text(
+    """
 DO $$
 DECLARE r record;
 BEGIN
@@ -55,6 +59,7 @@ BEGIN
     END LOOP;
 END $$
 """
+)
 
 # Connections a test left behind (a killed child's, a leaked engine's) would hold locks.
 _KICK = text(
@@ -100,7 +105,7 @@ class DatabasePool:
                 conn.execute(_KICK)
                 same = conn.execute(_FINGERPRINT).scalar_one() == self._expected
                 if same:
-                    conn.exec_driver_sql(_EMPTY)
+                    conn.execute(_EMPTY)
         except Exception:  # whatever went wrong, this database is not reused
             same = False
         finally:
