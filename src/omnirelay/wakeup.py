@@ -6,7 +6,8 @@ in-process condition, and an empty datagram to the other processes on the same f
 ``Listener`` runs a thread that calls back on every wake-up of its channel.
 
 On SQLite each process that listens on a channel binds one Unix datagram socket,
-``<database>-wake/<channel>.<pid>``; a datagram on it notifies the process's in-process
+``<database>-wake/<channel>.<pid>`` (a short folder in the temporary folder when that
+path would be too long for a socket); a datagram on it notifies the process's in-process
 channel. A commit sends one datagram to every other process's socket of the channel (the
 folder is listed at most once a second); a socket left by a killed process is removed by
 the first sender it refuses.
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -62,11 +65,22 @@ def _channel(name: str) -> _LocalChannel:
         return _local.setdefault(name, _LocalChannel())
 
 
+# A Unix socket path holds at most 107 bytes; "/<channel>.<pid>" needs up to about 40.
+_MAX_WAKE_DIR = 64
+
+
 def _wake_dir(database: str | None) -> Path | None:
-    """The folder of the SQLite file's wake-up sockets (None: an in-memory database)."""
+    """The folder of the SQLite file's wake-up sockets (None: an in-memory database). A
+    folder beside a deeply nested file would be too long for a socket path: then one in the
+    temporary folder named by a digest of the file's real path, so every process of the
+    file still finds the same one."""
     if not database or database == ":memory:":
         return None
-    return Path(f"{database}-wake")
+    beside = Path(f"{database}-wake")
+    if len(os.fsencode(beside)) <= _MAX_WAKE_DIR:
+        return beside
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(database))).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"omnirelay-wake-{digest}"
 
 
 class _Peers:

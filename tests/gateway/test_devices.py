@@ -239,7 +239,11 @@ def _code(db: Database) -> str:
     from omnirelay.messaging.models import Message
 
     with db.transaction() as session:
-        texts = session.scalars(select(Message.route).where(Message.method == "gateway.otp")).all()
+        texts = session.scalars(
+            select(Message.route)
+            .where(Message.method == "gateway.otp")
+            .order_by(Message.created_at)  # the newest code last (a test clock tells them apart)
+        ).all()
     match = re.search(r"is (\d{6})\.", texts[-1][0]["text"])
     assert match
     return match.group(1)

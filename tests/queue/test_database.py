@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from omnirelay import wakeup
 from omnirelay.db import Database
 from omnirelay.tenancy.models import Organization
 from omnirelay.wakeup import Listener
@@ -77,12 +78,17 @@ def test_sqlite_writers_of_two_processes_take_turns_on_a_file_lock(tmp_path: Pat
         database.dispose()
 
 
+@pytest.mark.parametrize("depth", ["near", "deep"])
 def test_a_commit_in_another_process_wakes_a_listener_on_the_same_sqlite_file(
-    tmp_path: Path,
+    tmp_path: Path, depth: str
 ) -> None:
     """``serve --no-workers`` commits a message, the worker process's drain wakes (ADR 34):
-    on SQLite through a datagram to the listening process's socket."""
-    url = f"sqlite:///{tmp_path / 'two.db'}"
+    on SQLite through a datagram to the listening process's socket. A file so deep that a
+    socket beside it would pass the 107-byte limit still gets its wake-ups."""
+    folder = tmp_path if depth == "near" else tmp_path / ("nested-" * 12) / ("folder-" * 6)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "two.db"
+    url = f"sqlite:///{path}"
     database = Database(url)
     woke = threading.Event()
     listener = Listener(database, "test_wake", woke.set).start()
@@ -100,4 +106,6 @@ def test_a_commit_in_another_process_wakes_a_listener_on_the_same_sqlite_file(
     finally:
         listener.stop()
         database.dispose()
-    assert not any((tmp_path / "two.db-wake").iterdir())  # the socket is removed on stop
+    sockets = wakeup._wake_dir(str(path))
+    assert sockets is not None and len(str(sockets)) < 80
+    assert not any(sockets.iterdir())  # the socket is removed on stop
