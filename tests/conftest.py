@@ -8,11 +8,15 @@ of a migrated template file.
 
 A test marked ``one_engine`` refuses or shapes a request before any SQL runs (validation,
 wire shapes, URL guards): the engine cannot change its outcome, so it runs on the first
-engine only and CI time goes to the tests where the engine matters.
+engine only and CI time goes to the tests where the engine matters. A test marked
+``spread_engines`` (the fuzz suite: many cases, each a few seconds) runs each case on one
+engine, picked by a digest of the case's id: every case runs, each engine gets about half,
+and the same ones every run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -38,16 +42,24 @@ ENGINES = [
 ]
 
 
+def _engine_of(item: pytest.Item) -> str:
+    """The engine a marked test runs on; the item's own for every other test."""
+    engine: str = item.callspec.params["database_url"]  # type: ignore[attr-defined]
+    if item.get_closest_marker("one_engine"):
+        return ENGINES[0]
+    if item.get_closest_marker("spread_engines"):
+        case = item.nodeid.replace(f"[{engine}]", "")
+        return ENGINES[hashlib.sha256(case.encode()).digest()[0] % len(ENGINES)]
+    return engine
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         engine = callspec.params.get("database_url") if callspec is not None else None
-        if engine and engine != ENGINES[0] and item.get_closest_marker("one_engine"):
-            dropped.append(item)
-        else:
-            kept.append(item)
+        (dropped if engine and engine != _engine_of(item) else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
