@@ -82,12 +82,15 @@ class DatabasePool:
             self._url_of(name), isolation_level="AUTOCOMMIT", poolclass=pool.NullPool
         )
 
+    def _name(self) -> str:
+        return f"test_{os.getpid()}_{next(self._counter)}"
+
     def take(self) -> tuple[str, str]:
         """A database in the template's state: (name, URL)."""
         if self._free:
             name = self._free.pop()
         else:
-            name = f"test_{os.getpid()}_{next(self._counter)}"
+            name = self._name()
             with self._admin.connect() as conn:
                 conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {self._template}"))
             if self._expected is None:
@@ -98,7 +101,9 @@ class DatabasePool:
         return name, self._url_of(name)
 
     def give_back(self, name: str) -> None:
-        """Empty the database for the next test, or drop it if its schema changed."""
+        """Empty the database for the next test, or drop it if its schema changed. An
+        emptied one is renamed: a worker thread or engine a test leaked would otherwise
+        reconnect by the old name into the next test's database."""
         engine = self._engine(name)
         try:
             with engine.connect() as conn:
@@ -111,8 +116,15 @@ class DatabasePool:
         finally:
             engine.dispose()
         if same:
-            self._free.append(name)
-            return
+            fresh = self._name()
+            try:
+                with self._admin.connect() as conn:
+                    conn.execute(text(f"ALTER DATABASE {name} RENAME TO {fresh}"))
+            except Exception:  # something connected again in between: not reused
+                pass
+            else:
+                self._free.append(fresh)
+                return
         with self._admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
